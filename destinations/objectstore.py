@@ -1,0 +1,220 @@
+"""The storage boundary: put plain bytes under a bucket and key, in S3 or in a local folder.
+
+Destinations build keys and bodies; stores only move bytes. Lower-level errors (botocore, OSError)
+become `DeliveryError` here, with `retriable` saying whether trying again can help.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import uuid
+from contextlib import AsyncExitStack
+from pathlib import Path
+from typing import Any, Protocol
+
+from aiobotocore.config import AioConfig
+from aiobotocore.session import get_session
+from botocore.exceptions import BotoCoreError, ClientError
+from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait_exponential_jitter
+
+from firehose.errors import DeliveryError
+
+log = logging.getLogger(__name__)
+
+MULTIPART_THRESHOLD = 16 * 1024 * 1024
+PART_SIZE = 8 * 1024 * 1024
+PART_CONCURRENCY = 4
+# S3 answers these when retrying cannot help until someone changes something.
+PERMANENT_S3_CODES = frozenset(
+    {
+        "NoSuchBucket",
+        "AccessDenied",
+        "InvalidAccessKeyId",
+        "SignatureDoesNotMatch",
+        "AccountProblem",
+        "AllAccessDisabled",
+        "InvalidPayer",
+        "NotSignedUp",
+        "MethodNotAllowed",
+        "InvalidBucketName",
+    }
+)
+
+
+class ObjectStore(Protocol):
+    """Where objects go. `put` is atomic: readers see the whole object or none of it."""
+
+    description: str
+
+    async def put(self, bucket: str, key: str, body: bytes) -> None: ...
+
+    async def close(self) -> None: ...
+
+
+class LocalObjectStore:
+    """Objects as files under `<root>/<bucket>/<key>`: the embedded default, no server needed."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root.resolve()
+        self.description = f"file://{self.root}"
+
+    async def put(self, bucket: str, key: str, body: bytes) -> None:
+        path = (self.root / bucket / key).resolve()
+        if not path.is_relative_to(self.root / bucket):
+            raise DeliveryError(f"key {key!r} leaves the bucket folder", retriable=False)
+        try:
+            await asyncio.get_running_loop().run_in_executor(None, _write_atomically, path, body)
+        except OSError as exc:
+            raise DeliveryError(f"cannot write {path}: {exc}", code="Local.IOError") from exc
+
+    async def close(self) -> None:
+        return None
+
+
+def _write_atomically(path: Path, body: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
+    try:
+        with tmp.open("wb") as handle:
+            handle.write(body)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def _is_retriable(exc: BaseException) -> bool:
+    return isinstance(exc, DeliveryError) and exc.retriable
+
+
+def _delivery_error(exc: Exception, what: str) -> DeliveryError:
+    if isinstance(exc, ClientError):
+        code = exc.response.get("Error", {}).get("Code", "Unknown")
+        message = exc.response.get("Error", {}).get("Message", str(exc))
+        return DeliveryError(
+            f"{what}: {code}: {message}",
+            code=f"S3.{code}",
+            retriable=code not in PERMANENT_S3_CODES,
+        )
+    return DeliveryError(f"{what}: {exc}", code="S3.ConnectionFailed")
+
+
+class S3ObjectStore:
+    """Any S3-compatible store through aiobotocore; multipart upload for large objects.
+
+    With no endpoint URL, botocore resolves one the standard way (`AWS_ENDPOINT_URL_S3`,
+    `AWS_ENDPOINT_URL`, then AWS itself), and credentials come from the usual `AWS_*` chain.
+    """
+
+    def __init__(self, endpoint_url: str | None = None, *, region: str = "us-east-1") -> None:
+        self.endpoint_url = endpoint_url
+        self.region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or region
+        custom = (
+            endpoint_url
+            or os.environ.get("AWS_ENDPOINT_URL_S3")
+            or os.environ.get("AWS_ENDPOINT_URL")
+        )
+        self.description = custom or "AWS S3"
+        self._config = AioConfig(
+            # S3-compatible stores (SeaweedFS, MinIO, …) want path-style addressing.
+            s3={"addressing_style": "path" if custom else "auto"},
+            retries={"max_attempts": 2, "mode": "standard"},
+            connect_timeout=5,
+            read_timeout=120,
+            max_pool_connections=PART_CONCURRENCY * 2,
+            # Checksums only where S3 requires them: older S3-compatible stores refuse the rest.
+            request_checksum_calculation="when_required",
+            response_checksum_validation="when_required",
+        )
+        self._stack = AsyncExitStack()
+        self._client: Any = None
+
+    async def _s3(self) -> Any:
+        if self._client is None:
+            session = get_session()
+            self._client = await self._stack.enter_async_context(
+                session.create_client(
+                    "s3",
+                    endpoint_url=self.endpoint_url,
+                    region_name=self.region,
+                    config=self._config,
+                )
+            )
+        return self._client
+
+    async def put(self, bucket: str, key: str, body: bytes) -> None:
+        if len(body) >= MULTIPART_THRESHOLD:
+            await self._put_multipart(bucket, key, body)
+        else:
+            await self._call("PutObject", bucket, key, Body=body)
+
+    async def _call(self, operation: str, bucket: str, key: str, **kwargs: Any) -> dict[str, Any]:
+        """One S3 call, retried a few times on errors that can pass; errors mapped to ours."""
+        client = await self._s3()
+        method = getattr(client, _snake(operation))
+        async for attempt in AsyncRetrying(
+            retry=retry_if_exception(_is_retriable),
+            stop=stop_after_attempt(3),
+            wait=wait_exponential_jitter(initial=0.2, max=2),
+            reraise=True,
+        ):
+            with attempt:
+                try:
+                    return await method(Bucket=bucket, Key=key, **kwargs)
+                except (TimeoutError, ClientError, BotoCoreError, OSError) as exc:
+                    raise _delivery_error(exc, f"{operation} s3://{bucket}/{key}") from exc
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def _put_multipart(self, bucket: str, key: str, body: bytes) -> None:
+        created = await self._call("CreateMultipartUpload", bucket, key)
+        upload_id = created["UploadId"]
+        view = memoryview(body)
+        limit = asyncio.Semaphore(PART_CONCURRENCY)
+
+        async def upload(number: int, start: int) -> dict[str, Any]:
+            async with limit:
+                part = view[start : start + PART_SIZE]
+                answer = await self._call(
+                    "UploadPart",
+                    bucket,
+                    key,
+                    UploadId=upload_id,
+                    PartNumber=number,
+                    Body=bytes(part),
+                )
+                return {"PartNumber": number, "ETag": answer["ETag"]}
+
+        try:
+            parts = await asyncio.gather(
+                *(upload(n, start) for n, start in enumerate(range(0, len(body), PART_SIZE), 1))
+            )
+            await self._call(
+                "CompleteMultipartUpload",
+                bucket,
+                key,
+                UploadId=upload_id,
+                MultipartUpload={"Parts": parts},
+            )
+        except BaseException:
+            with contextlib.suppress(DeliveryError):
+                await self._call("AbortMultipartUpload", bucket, key, UploadId=upload_id)
+            raise
+
+    async def close(self) -> None:
+        await self._stack.aclose()
+        self._client = None
+
+
+def _snake(operation: str) -> str:
+    return "".join(f"_{c.lower()}" if c.isupper() else c for c in operation).lstrip("_")
+
+
+def open_object_store(endpoint_url: str | None, *, region: str) -> ObjectStore:
+    """A store for `endpoint_url`: `file://DIR` is a local folder, anything else S3."""
+    if endpoint_url and endpoint_url.startswith("file://"):
+        return LocalObjectStore(Path(endpoint_url.removeprefix("file://")))
+    return S3ObjectStore(endpoint_url, region=region)

@@ -1,0 +1,367 @@
+"""The Firehose JSON 1.1 API on aiohttp: `POST /` dispatched on `X-Amz-Target`, and `/health`.
+
+Only this module turns our exceptions into Firehose's wire shape `{"__type", "message"}`.
+"""
+
+from __future__ import annotations
+
+import binascii
+import logging
+import os
+import re
+import time
+import uuid
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any, Protocol
+
+import orjson
+from aiohttp import web
+
+from firehose.describe import describe
+from firehose.errors import (
+    FirehoseError,
+    InvalidArgumentError,
+    ResourceNotFoundError,
+    SerializationError,
+    ServiceUnavailableError,
+    UnknownOperationError,
+    ValidationError,
+)
+from firehose.stream import DeliveryStream
+
+log = logging.getLogger(__name__)
+
+TARGET_PREFIX = "Firehose_20150804."
+CONTENT_TYPE = "application/x-amz-json-1.1"
+MAX_RECORD_BYTES = 1_024_000
+MAX_BATCH_RECORDS = 500
+MAX_BATCH_BYTES = 4 * 1024 * 1024
+MAX_BODY_BYTES = 8 * 1024 * 1024
+STREAM_NAME = re.compile(r"[a-zA-Z0-9_.-]+")
+STREAM_TYPES = ("DirectPut", "KinesisStreamAsSource", "MSKAsSource", "DatabaseAsSource")
+# Operations of the Firehose API that this version does not serve yet.
+NOT_YET = frozenset(
+    {
+        "CreateDeliveryStream",
+        "DeleteDeliveryStream",
+        "UpdateDestination",
+        "TagDeliveryStream",
+        "UntagDeliveryStream",
+        "ListTagsForDeliveryStream",
+        "StartDeliveryStreamEncryption",
+        "StopDeliveryStreamEncryption",
+    }
+)
+
+
+class Streams(Protocol):
+    """What the API needs of the service: its streams, whether they are ready, who it is."""
+
+    streams: Mapping[str, DeliveryStream]
+    ready: bool
+    region: str
+    account_id: str
+    started_at: float
+
+
+Handler = Callable[["FirehoseApi", dict[str, Any]], Awaitable[dict[str, Any]]]
+
+
+def _violation(value: Any, path: str, rule: str) -> str:
+    shown = "null" if value is None else f"'{value}'"
+    return f"Value {shown} at '{path}' failed to satisfy constraint: {rule}"
+
+
+def _blob_repr(size: int) -> str:
+    # What AWS's Java service prints for a blob in a validation message.
+    return f"java.nio.HeapByteBuffer[pos=0 lim={size} cap={size}]"
+
+
+def _expect(body: dict[str, Any], key: str, kind: type | tuple[type, ...]) -> Any:
+    value = body.get(key)
+    if value is not None and not isinstance(value, kind):
+        raise SerializationError(f"{key} has the wrong JSON type")
+    return value
+
+
+def _stream_name_problems(name: Any, path: str = "deliveryStreamName") -> list[str]:
+    if name is None:
+        return [_violation(None, path, "Member must not be null")]
+    problems = []
+    if len(name) > 64:
+        problems.append(_violation(name, path, "Member must have length less than or equal to 64"))
+    if len(name) < 1:
+        problems.append(
+            _violation(name, path, "Member must have length greater than or equal to 1")
+        )
+    elif not STREAM_NAME.fullmatch(name):
+        problems.append(
+            _violation(
+                name, path, "Member must satisfy regular expression pattern: [a-zA-Z0-9_.-]+"
+            )
+        )
+    return problems
+
+
+def _decode_one(item: Any, path: str) -> bytes | str:
+    """The record's bytes, or a validation problem; bad JSON shapes raise SerializationError."""
+    if not isinstance(item, dict):
+        raise SerializationError(f"{path} must be a JSON object")
+    data = item.get("Data")
+    if data is None:
+        return _violation(None, f"{path}.data", "Member must not be null")
+    if not isinstance(data, str):
+        raise SerializationError(f"{path}.data must be a base64 string")
+    try:
+        return binascii.a2b_base64(data, strict_mode=True)
+    except (binascii.Error, ValueError) as exc:
+        raise SerializationError(f"{path}.data is not valid base64: {exc}") from None
+
+
+def _decode_records(items: list[Any], path: str) -> tuple[list[bytes], list[str]]:
+    """Decode every record's base64 once; (records, validation problems)."""
+    a2b = binascii.a2b_base64
+    try:
+        records = [a2b(item["Data"], strict_mode=True) for item in items]
+    except Exception:
+        # The slow path only runs for a bad request, to say exactly what is wrong where.
+        records, problems = [], []
+        for index, item in enumerate(items, 1):
+            member = f"{path}.{index}.member" if path == "records" else path
+            decoded = _decode_one(item, member)
+            if isinstance(decoded, str):
+                problems.append(decoded)
+            else:
+                records.append(decoded)
+        if problems:
+            return records, problems
+    problems = []
+    if records and max(map(len, records)) > MAX_RECORD_BYTES:
+        for index, record in enumerate(records, 1):
+            if len(record) > MAX_RECORD_BYTES:
+                member = f"{path}.{index}.member.data" if path == "records" else f"{path}.data"
+                problems.append(
+                    _violation(
+                        _blob_repr(len(record)),
+                        member,
+                        f"Member must have length less than or equal to {MAX_RECORD_BYTES}",
+                    )
+                )
+    return records, problems
+
+
+class FirehoseApi:
+    """Request handling; one instance per service."""
+
+    def __init__(self, service: Streams) -> None:
+        self.service = service
+        self._id_prefix = os.urandom(6).hex()
+
+    # -- plumbing -------------------------------------------------------------------------
+
+    def app(self) -> web.Application:
+        app = web.Application(client_max_size=MAX_BODY_BYTES)
+        app.router.add_post("/", self.handle)
+        app.router.add_get("/health", self.health)
+        return app
+
+    async def health(self, request: web.Request) -> web.Response:
+        streams = {
+            name: {
+                "accepting": stream.accepting,
+                "undelivered_bytes": stream.undelivered_bytes,
+                "delivered_records": stream.counters.delivered_records,
+                "last_error": stream.counters.last_error,
+            }
+            for name, stream in self.service.streams.items()
+        }
+        status = "ok" if self.service.ready else "starting"
+        return web.json_response(
+            {"status": status, "streams": streams},
+            status=200 if self.service.ready else 503,
+            dumps=lambda value: orjson.dumps(value).decode(),
+        )
+
+    async def handle(self, request: web.Request) -> web.Response:
+        request_id = str(uuid.uuid4())
+        target = request.headers.get("X-Amz-Target", "")
+        operation = target.removeprefix(TARGET_PREFIX) if target.startswith(TARGET_PREFIX) else ""
+        try:
+            handler = OPERATIONS.get(operation)
+            if handler is None:
+                if operation in NOT_YET:
+                    raise InvalidArgumentError(
+                        f"{operation} is not supported by this version yet: delivery streams are "
+                        "defined in the YAML files given to `firehose serve --config`."
+                    )
+                raise UnknownOperationError(f"Unknown operation {target!r}.")
+            try:
+                raw = await request.read()
+            except web.HTTPRequestEntityTooLarge:
+                raise InvalidArgumentError(
+                    "Records size exceeds 4 MB limit"
+                    if operation == "PutRecordBatch"
+                    else f"Request body exceeds {MAX_BODY_BYTES} bytes"
+                ) from None
+            try:
+                body = orjson.loads(raw) if raw else {}
+            except orjson.JSONDecodeError as exc:
+                raise SerializationError(f"The request body is not valid JSON: {exc}") from None
+            if not isinstance(body, dict):
+                raise SerializationError("The request body must be a JSON object")
+            result = await handler(self, body)
+        except FirehoseError as exc:
+            if exc.status >= 500:
+                log.warning("%s: %s: %s", operation or target, exc.code, exc.message)
+            return self._error(exc, request_id)
+        except Exception:
+            log.exception("%s failed", operation)
+            return self._error(FirehoseError("We encountered an internal error."), request_id)
+        return web.Response(
+            body=orjson.dumps(result),
+            content_type=CONTENT_TYPE,
+            headers={"x-amzn-RequestId": request_id},
+        )
+
+    @staticmethod
+    def _error(exc: FirehoseError, request_id: str) -> web.Response:
+        return web.Response(
+            status=exc.status,
+            body=orjson.dumps({"__type": exc.code, "message": exc.message}),
+            content_type=CONTENT_TYPE,
+            headers={"x-amzn-RequestId": request_id, "x-amzn-ErrorType": exc.code},
+        )
+
+    def _stream(self, name: str) -> DeliveryStream:
+        stream = self.service.streams.get(name)
+        if stream is None:
+            raise ResourceNotFoundError(
+                f"Firehose {name} not found under account {self.service.account_id}."
+            )
+        return stream
+
+    def _record_ids(self, stream: DeliveryStream, first_seq: int, count: int) -> list[str]:
+        prefix = f"{self._id_prefix}{stream.name}:"
+        return [f"{prefix}{seq:016x}" for seq in range(first_seq, first_seq + count)]
+
+    # -- operations -----------------------------------------------------------------------
+
+    async def put_record(self, body: dict[str, Any]) -> dict[str, Any]:
+        name = _expect(body, "DeliveryStreamName", str)
+        record = _expect(body, "Record", dict)
+        problems = _stream_name_problems(name)
+        records: list[bytes] = []
+        if record is None:
+            problems.append(_violation(None, "record", "Member must not be null"))
+        else:
+            records, record_problems = _decode_records([record], "record")
+            problems += record_problems
+        if problems:
+            raise ValidationError.from_problems(problems)
+        stream = self._stream(name)
+        self._check_ready()
+        first_seq, _ = await stream.put(records)
+        return {"RecordId": self._record_ids(stream, first_seq, 1)[0], "Encrypted": False}
+
+    async def put_record_batch(self, body: dict[str, Any]) -> dict[str, Any]:
+        name = _expect(body, "DeliveryStreamName", str)
+        items = _expect(body, "Records", list)
+        problems = _stream_name_problems(name)
+        records: list[bytes] = []
+        if items is None:
+            problems.append(_violation(None, "records", "Member must not be null"))
+        elif not items:
+            problems.append(
+                _violation("[]", "records", "Member must have length greater than or equal to 1")
+            )
+        elif len(items) > MAX_BATCH_RECORDS:
+            problems.append(
+                _violation(
+                    f"[{len(items)} records]",
+                    "records",
+                    f"Member must have length less than or equal to {MAX_BATCH_RECORDS}",
+                )
+            )
+        else:
+            records, record_problems = _decode_records(items, "records")
+            problems += record_problems
+        if problems:
+            raise ValidationError.from_problems(problems)
+        if sum(map(len, records)) > MAX_BATCH_BYTES:
+            raise InvalidArgumentError("Records size exceeds 4 MB limit")
+        stream = self._stream(name)
+        self._check_ready()
+        first_seq, taken = await stream.put(records)
+        responses: list[dict[str, Any]] = [
+            {"RecordId": record_id} for record_id in self._record_ids(stream, first_seq, taken)
+        ]
+        failed = len(records) - taken
+        responses += [
+            {"ErrorCode": "ServiceUnavailableException", "ErrorMessage": "Slow down."}
+        ] * failed
+        return {"FailedPutCount": failed, "Encrypted": False, "RequestResponses": responses}
+
+    async def describe_delivery_stream(self, body: dict[str, Any]) -> dict[str, Any]:
+        name = _expect(body, "DeliveryStreamName", str)
+        limit = _expect(body, "Limit", int)
+        problems = _stream_name_problems(name)
+        if limit is not None and not 1 <= limit <= 10000:
+            problems.append(
+                _violation(limit, "limit", "Member must have value between 1 and 10000")
+            )
+        if problems:
+            raise ValidationError.from_problems(problems)
+        stream = self._stream(name)
+        return {
+            "DeliveryStreamDescription": describe(
+                stream.config,
+                region=self.service.region,
+                account_id=self.service.account_id,
+                created_at=self.service.started_at,
+            )
+        }
+
+    async def list_delivery_streams(self, body: dict[str, Any]) -> dict[str, Any]:
+        limit = _expect(body, "Limit", int)
+        start = _expect(body, "ExclusiveStartDeliveryStreamName", str)
+        kind = _expect(body, "DeliveryStreamType", str)
+        problems = []
+        if limit is not None and not 1 <= limit <= 10000:
+            problems.append(
+                _violation(limit, "limit", "Member must have value between 1 and 10000")
+            )
+        if kind is not None and kind not in STREAM_TYPES:
+            problems.append(
+                _violation(
+                    kind,
+                    "deliveryStreamType",
+                    f"Member must satisfy enum value set: [{', '.join(STREAM_TYPES)}]",
+                )
+            )
+        if start is not None:
+            problems += _stream_name_problems(start, "exclusiveStartDeliveryStreamName")
+        if problems:
+            raise ValidationError.from_problems(problems)
+        names = sorted(
+            name
+            for name, stream in self.service.streams.items()
+            if (kind is None or stream.config.type == kind) and (start is None or name > start)
+        )
+        limit = limit or 10
+        return {"DeliveryStreamNames": names[:limit], "HasMoreDeliveryStreams": len(names) > limit}
+
+    def _check_ready(self) -> None:
+        if not self.service.ready:
+            raise ServiceUnavailableError("The service is starting; retry shortly.")
+
+
+OPERATIONS: dict[str, Handler] = {
+    "PutRecord": FirehoseApi.put_record,
+    "PutRecordBatch": FirehoseApi.put_record_batch,
+    "DescribeDeliveryStream": FirehoseApi.describe_delivery_stream,
+    "ListDeliveryStreams": FirehoseApi.list_delivery_streams,
+}
+
+
+def started_at() -> float:
+    return time.time()

@@ -1,0 +1,114 @@
+"""Batches: the records of one flush, cut from log frames without copying them record by record."""
+
+from __future__ import annotations
+
+import uuid
+from bisect import bisect_right
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from itertools import accumulate
+
+from firehose.wal import Frame
+
+
+@dataclass(slots=True)
+class Record:
+    """One record as the processors and destinations of later stages see it."""
+
+    seq: int
+    arrival_ms: int
+    data: memoryview
+
+
+@dataclass(slots=True)
+class RecordRun:
+    """Consecutive records of one frame: their bytes are one contiguous slice."""
+
+    first_seq: int
+    arrival_ms: int
+    lengths: list[int]
+    data: memoryview
+
+
+@dataclass
+class Batch:
+    """What one flush delivers. `object_id` is fixed at sealing so that a retry reuses the key."""
+
+    runs: list[RecordRun] = field(default_factory=list)
+    size_bytes: int = 0
+    record_count: int = 0
+    oldest_arrival_ms: int | None = None
+    object_id: str = field(default_factory=lambda: str(uuid.uuid4()))
+
+    @property
+    def first_seq(self) -> int:
+        return self.runs[0].first_seq
+
+    @property
+    def last_seq(self) -> int:
+        run = self.runs[-1]
+        return run.first_seq + len(run.lengths) - 1
+
+    def chunks(self) -> list[memoryview]:
+        """The batch's bytes as slices whose concatenation is the records back to back."""
+        return [run.data for run in self.runs]
+
+    def records(self) -> Iterator[Record]:
+        for run in self.runs:
+            offset = 0
+            for index, length in enumerate(run.lengths):
+                yield Record(
+                    run.first_seq + index, run.arrival_ms, run.data[offset : offset + length]
+                )
+                offset += length
+
+    def add(self, run: RecordRun) -> None:
+        self.runs.append(run)
+        self.size_bytes += len(run.data)
+        self.record_count += len(run.lengths)
+        if self.oldest_arrival_ms is None or run.arrival_ms < self.oldest_arrival_ms:
+            self.oldest_arrival_ms = run.arrival_ms
+
+
+class BatchBuilder:
+    """Cuts frames into batches of at most `max_bytes` of record data (at least one record)."""
+
+    def __init__(self, max_bytes: int, after_seq: int) -> None:
+        self.max_bytes = max_bytes
+        self.after_seq = after_seq  # the last seq already taken into a batch
+        self.current = Batch()
+
+    def add(self, frame: Frame) -> list[Batch]:
+        """Take `frame`'s new records; returns the batches that became full."""
+        full: list[Batch] = []
+        lengths = frame.lengths.tolist()
+        start = max(0, self.after_seq + 1 - frame.first_seq)
+        ends = list(accumulate(lengths, initial=0))
+        while start < len(lengths):
+            room = self.max_bytes - self.current.size_bytes
+            base = ends[start]
+            stop = min(bisect_right(ends, base + room, lo=start) - 1, len(lengths))
+            if stop == start and self.current.record_count == 0:
+                stop = start + 1  # a record larger than the whole buffer still goes alone
+            if stop > start:
+                self.current.add(
+                    RecordRun(
+                        frame.first_seq + start,
+                        frame.arrival_ms,
+                        lengths[start:stop],
+                        frame.data[base : ends[stop]],
+                    )
+                )
+                self.after_seq = frame.first_seq + stop - 1
+                start = stop
+            if self.current.size_bytes >= self.max_bytes or start < len(lengths):
+                full.append(self.seal())
+        return full
+
+    def seal(self) -> Batch:
+        batch, self.current = self.current, Batch()
+        return batch
+
+    @property
+    def empty(self) -> bool:
+        return self.current.record_count == 0

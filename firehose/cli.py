@@ -1,0 +1,72 @@
+"""`firehose serve` and `firehose validate`."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError as PydanticValidationError
+
+from firehose.config import ConfigError, load_configs
+from firehose.settings import Settings
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="firehose", description="A self-hosted delivery pipeline speaking the Firehose API."
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+    serve = commands.add_parser("serve", help="run the service")
+    serve.add_argument("--config", type=Path, help="a YAML file or a folder of them")
+    serve.add_argument("--host", help="address to listen on (default 127.0.0.1)")
+    serve.add_argument("--port", type=int, help="port to listen on (default 4573)")
+    serve.add_argument("--data-dir", type=Path, help="where the write-ahead logs live")
+    serve.add_argument(
+        "--s3-endpoint-url", help="send every stream here: http(s)://… or file://DIR"
+    )
+    validate = commands.add_parser("validate", help="check config files and print each problem")
+    validate.add_argument("--config", type=Path, help="a YAML file or a folder of them")
+    return parser
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    given: dict[str, Any] = {
+        key: value for key, value in vars(args).items() if key != "command" and value is not None
+    }
+    return Settings(**given)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        settings = _settings(args)
+    except PydanticValidationError as exc:
+        for error in exc.errors():
+            field = ".".join(str(part) for part in error["loc"])
+            print(f"setting {field}: got {error.get('input')!r}, {error['msg']}", file=sys.stderr)
+        return 2
+    logging.basicConfig(
+        level=settings.log_level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    try:
+        if args.command == "validate":
+            streams = load_configs(settings.config)
+            for stream in streams:
+                print(f"{stream.name}: ok")
+            return 0
+        from firehose.service import serve
+
+        return asyncio.run(serve(settings))
+    except ConfigError as exc:
+        for problem in exc.problems:
+            print(problem, file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,80 @@
+"""The service's exceptions.
+
+    FirehoseError                       an error a caller sees: wire `__type` and HTTP status
+    ├── ValidationError                 ValidationException: a model constraint broken (400)
+    ├── SerializationError              SerializationException: not the JSON expected (400)
+    ├── UnknownOperationError           UnknownOperationException (400)
+    ├── InvalidArgumentError            InvalidArgumentException (400)
+    ├── ResourceNotFoundError           ResourceNotFoundException (400)
+    └── ServiceUnavailableError         ServiceUnavailableException (503): retry later
+    DeliveryError                       a destination could not take a batch
+    WalError                            the write-ahead log could not be written or read
+
+Lower-level errors (botocore, OSError, aiohttp) are mapped to these at the boundary where they
+happen; only the API layer turns them into Firehose's wire shape.
+"""
+
+from __future__ import annotations
+
+
+class FirehoseError(Exception):
+    """An error with a Firehose wire code (`__type`) and HTTP status."""
+
+    code = "InternalFailure"
+    status = 500
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class ValidationError(FirehoseError):
+    code = "ValidationException"
+    status = 400
+
+    @classmethod
+    def from_problems(cls, problems: list[str]) -> ValidationError:
+        """Join problems the way AWS does: `N validation errors detected: a; b`."""
+        count = len(problems)
+        noun = "error" if count == 1 else "errors"
+        return cls(f"{count} validation {noun} detected: " + "; ".join(problems))
+
+
+class SerializationError(FirehoseError):
+    code = "SerializationException"
+    status = 400
+
+
+class UnknownOperationError(FirehoseError):
+    code = "UnknownOperationException"
+    status = 400
+
+
+class InvalidArgumentError(FirehoseError):
+    code = "InvalidArgumentException"
+    status = 400
+
+
+class ResourceNotFoundError(FirehoseError):
+    code = "ResourceNotFoundException"
+    status = 400
+
+
+class ServiceUnavailableError(FirehoseError):
+    code = "ServiceUnavailableException"
+    status = 503
+
+
+class DeliveryError(Exception):
+    """A destination refused or was unreachable; `retriable` says whether trying again can help."""
+
+    def __init__(
+        self, message: str, *, retriable: bool = True, code: str = "InternalError"
+    ) -> None:
+        super().__init__(message)
+        self.retriable = retriable
+        self.code = code
+
+
+class WalError(Exception):
+    """The write-ahead log failed (disk full, I/O error): the failed append is not acknowledged."""

@@ -1,0 +1,570 @@
+"""S3 object keys: `<evaluated prefix><stream>-<version>-<yyyy-MM-dd-HH-mm-ss>-<uuid><extension>`.
+
+Prefixes are parsed and checked once, at config time, into parts; evaluating them per object is
+cheap and can fail only on a missing partition key or a result over 512 characters
+(FIREHOSE_REFERENCE.md sections 3 and 5).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta, tzinfo
+from functools import lru_cache
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+MAX_CONFIGURED_PREFIX = 1024
+MAX_EVALUATED_PREFIX = 512
+MAX_FILE_EXTENSION = 128
+DEFAULT_TIMESTAMP_PATTERN = "yyyy/MM/dd/HH/"
+FILE_EXTENSION_CHARACTERS = frozenset("0123456789abcdefghijklmnopqrstuvwxyz!-_.*'()")
+
+TIMESTAMP = "timestamp"
+FIREHOSE = "firehose"
+PARTITION_KEY_FROM_QUERY = "partitionKeyFromQuery"
+PARTITION_KEY_FROM_LAMBDA = "partitionKeyFromLambda"
+RANDOM_STRING = "random-string"
+ERROR_OUTPUT_TYPE = "error-output-type"
+_NAMESPACES = (TIMESTAMP, FIREHOSE, PARTITION_KEY_FROM_QUERY, PARTITION_KEY_FROM_LAMBDA)
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+class KeyTooLongError(ValueError):
+    """An evaluated prefix exceeded 512 characters."""
+
+    retriable = False
+
+
+class MissingPartitionKeyError(KeyError):
+    """A prefix names a partition key the record did not provide."""
+
+    retriable = False
+
+    def __init__(self, namespace: str, name: str) -> None:
+        super().__init__(name)
+        self.namespace = namespace
+        self.name = name
+
+    def __str__(self) -> str:
+        # KeyError's own str() would print only the quoted key name.
+        return f"no value for !{{{self.namespace}:{self.name}}} among the record's partition keys"
+
+
+class KeyFormatError(ValueError):
+    """An `ObjectKeyFormat` was built from options that fail validation."""
+
+    def __init__(self, problems: list[tuple[str, str]]) -> None:
+        super().__init__("; ".join(f"{field}: {message}" for field, message in problems))
+        self.problems = problems
+
+
+# ---- Java DateTimeFormatter subset -------------------------------------------------------------
+
+Formatter = Callable[[datetime], str]
+
+_MONTHS = (
+    "January", "February", "March", "April", "May", "June",
+    "July", "August", "September", "October", "November", "December",
+)  # fmt: skip
+_WEEKDAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
+_SUPPORTED_LETTERS = "y Y u M L d D E a H h K k m s S w Z X x"
+
+
+def _number(field: Callable[[datetime], int], count: int) -> Formatter:
+    """Java numbers: one letter prints the value as is, more letters pad it with zeros."""
+    return lambda moment: f"{field(moment):0{count}d}"
+
+
+def _year(field: Callable[[datetime], int], count: int) -> Formatter:
+    """Two letters print the last two digits; any other count pads to that width."""
+    if count == 2:
+        return lambda moment: f"{field(moment) % 100:02d}"
+    return _number(field, count)
+
+
+def _text(names: tuple[str, ...], index: Callable[[datetime], int], count: int) -> Formatter:
+    """Up to three letters print the short form (`Aug`), four the full, five the narrow."""
+    width = {4: None, 5: 1}.get(count, 3)
+    return lambda moment: names[index(moment)][:width]
+
+
+def _offset(count: int, zero: str | None, colon: bool, minutes: str) -> Formatter:
+    """UTC offset as `+HH[MM]`; `zero` (e.g. `Z`) replaces a zero offset when given."""
+
+    def format_offset(moment: datetime) -> str:
+        total = int((moment.utcoffset() or timedelta()).total_seconds()) // 60
+        if total == 0 and zero is not None:
+            return zero
+        hours, mins = divmod(abs(total), 60)
+        text = f"{'-' if total < 0 else '+'}{hours:02d}"
+        if minutes == "always" or (minutes == "nonzero" and mins):
+            text += f"{':' if colon else ''}{mins:02d}"
+        return text
+
+    return format_offset
+
+
+def _fraction(count: int) -> Formatter:
+    """`S` letters: that many leading digits of the fraction of a second."""
+    return lambda moment: f"{moment.microsecond:06d}000"[:count]
+
+
+# letter → (largest count Java accepts here, builder of the formatter for a count)
+_LETTERS: dict[str, tuple[int, Callable[[int], Formatter | None]]] = {
+    "y": (19, lambda n: _year(lambda m: m.year, n)),
+    "u": (19, lambda n: _year(lambda m: m.year, n)),
+    # week-based year and week use ISO weeks (Monday first, 4-day first week), not a locale's.
+    "Y": (19, lambda n: _year(lambda m: m.isocalendar().year, n)),
+    "w": (2, lambda n: _number(lambda m: m.isocalendar().week, n)),
+    "M": (5, lambda n: _number(lambda m: m.month, n) if n <= 2 else _month_text(n)),
+    "L": (5, lambda n: _number(lambda m: m.month, n) if n <= 2 else _month_text(n)),
+    "d": (2, lambda n: _number(lambda m: m.day, n)),
+    "D": (3, lambda n: _number(lambda m: m.timetuple().tm_yday, n)),
+    "E": (5, lambda n: _text(_WEEKDAYS, lambda m: m.weekday(), n)),
+    "a": (1, lambda n: lambda m: "AM" if m.hour < 12 else "PM"),
+    "H": (2, lambda n: _number(lambda m: m.hour, n)),
+    "h": (2, lambda n: _number(lambda m: m.hour % 12 or 12, n)),
+    "K": (2, lambda n: _number(lambda m: m.hour % 12, n)),
+    "k": (2, lambda n: _number(lambda m: m.hour or 24, n)),
+    "m": (2, lambda n: _number(lambda m: m.minute, n)),
+    "s": (2, lambda n: _number(lambda m: m.second, n)),
+    "S": (9, _fraction),
+    "Z": (5, lambda n: _offset(n, None, False, "always") if n <= 3 else _zulu_offset(n)),
+    "X": (3, lambda n: _offset(n, "Z", n == 3, "nonzero" if n == 1 else "always")),
+    "x": (3, lambda n: _offset(n, None, n == 3, "nonzero" if n == 1 else "always")),
+}
+
+
+def _month_text(count: int) -> Formatter:
+    return _text(_MONTHS, lambda m: m.month - 1, count)
+
+
+def _zulu_offset(count: int) -> Formatter | None:
+    # ZZZZ is the localized `GMT+09:00` form, which we do not support; ZZZZZ is `+09:00` or `Z`.
+    return _offset(count, "Z", True, "always") if count == 5 else None
+
+
+def _literal(text: str) -> Formatter:
+    return lambda moment: text
+
+
+def _quoted_literal(pattern: str, start: int) -> tuple[str, int] | None:
+    """The text of the quoted literal opening at `start` and the index after it; None if open."""
+    i = start + 1
+    while i < len(pattern):
+        if pattern[i] == "'":
+            if pattern[i + 1 : i + 2] != "'":
+                text = pattern[start + 1 : i]
+                return (text.replace("''", "'") if text else "'"), i + 1
+            i += 1
+        i += 1
+    return None
+
+
+@lru_cache(maxsize=256)
+def _compile_java_pattern(pattern: str) -> tuple[tuple[Formatter, ...], tuple[str, ...]]:
+    """Formatters for a pattern, or the problems that make it unusable; parsed once per pattern."""
+    formatters: list[Formatter] = []
+    problems: list[str] = []
+    literal: list[str] = []
+    optional_depth = 0
+    i = 0
+    while i < len(pattern):
+        char = pattern[i]
+        if char.isascii() and char.isalpha():
+            end = i
+            while end < len(pattern) and pattern[end] == char:
+                end += 1
+            run = pattern[i:end]
+            formatter = _letter_formatter(char, len(run), problems)
+            if formatter is not None:
+                if literal:
+                    formatters.append(_literal("".join(literal)))
+                    literal.clear()
+                formatters.append(formatter)
+            i = end
+        elif char == "'":
+            quoted = _quoted_literal(pattern, i)
+            if quoted is None:
+                problems.append(f"`{pattern[i:]}` opens a quoted literal that is never closed")
+                break
+            literal.append(quoted[0])
+            i = quoted[1]
+        else:
+            # Every field is known when formatting, so optional sections always print.
+            if char == "[":
+                optional_depth += 1
+            elif char == "]":
+                if optional_depth == 0:
+                    problems.append("`]` closes an optional section that was never opened")
+                optional_depth = max(0, optional_depth - 1)
+            elif char in "{}#":
+                problems.append(f"`{char}` is reserved; quote it to use it as text: '{char}'")
+            else:
+                literal.append(char)
+            i += 1
+    if literal:
+        formatters.append(_literal("".join(literal)))
+    return tuple(formatters), tuple(problems)
+
+
+def _letter_formatter(letter: str, count: int, problems: list[str]) -> Formatter | None:
+    entry = _LETTERS.get(letter)
+    if entry is None:
+        problems.append(
+            f"pattern letter `{letter}` is not supported; use {_SUPPORTED_LETTERS} "
+            f"and quote other text, e.g. 'T'"
+        )
+        return None
+    largest, build = entry
+    if count > largest:
+        problems.append(f"`{letter * count}` has too many pattern letters")
+        return None
+    formatter = build(count)
+    if formatter is None:
+        problems.append(f"`{letter * count}` is a form of `{letter}` that is not supported")
+    return formatter
+
+
+def java_pattern_problems(pattern: str) -> list[str]:
+    """Why a Java `DateTimeFormatter` pattern cannot be used here; [] when it can."""
+    return list(_compile_java_pattern(pattern)[1])
+
+
+def format_java_timestamp(pattern: str, moment: datetime) -> str:
+    """Format `moment` like Java's `DateTimeFormatter.ofPattern(pattern)` in English.
+
+    `w` and `Y` use ISO weeks. A naive `moment` counts as UTC for the offset letters.
+    """
+    formatters, problems = _compile_java_pattern(pattern)
+    if problems:
+        raise ValueError(f"timestamp pattern {pattern!r}: " + "; ".join(problems))
+    return "".join(formatter(moment) for formatter in formatters)
+
+
+# ---- prefix parsing and validation -------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class _Timestamp:
+    formatters: tuple[Formatter, ...]
+
+    def format(self, moment: datetime) -> str:
+        return "".join(formatter(moment) for formatter in self.formatters)
+
+
+@dataclass(frozen=True, slots=True)
+class _RandomString:
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class _ErrorOutputType:
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class _PartitionKey:
+    namespace: str
+    name: str
+
+
+_DEFAULT_TIMESTAMP = _Timestamp(_compile_java_pattern(DEFAULT_TIMESTAMP_PATTERN)[0])
+_Part = str | _Timestamp | _RandomString | _ErrorOutputType | _PartitionKey
+
+
+@dataclass(slots=True)
+class _ParsedPrefix:
+    parts: list[_Part]
+    problems: list[str]
+    expression_count: int
+
+
+def _parse_prefix(text: str) -> _ParsedPrefix:
+    """Split a prefix into literal text and expressions, collecting every syntax problem."""
+    parsed = _ParsedPrefix([], [], 0)
+    literal: list[str] = []
+    i = 0
+    while (start := text.find("!{", i)) >= 0:
+        literal.append(text[i:start])
+        end = text.find("}", start)
+        body = text[start + 2 : end] if end >= 0 else ""
+        if end < 0 or ":" not in body or "!{" in body:
+            parsed.problems.append(
+                f"`!{{` at position {start + 1} does not start a complete "
+                f"!{{namespace:value}} expression"
+            )
+            literal.append("!{")
+            i = start + 2
+            continue
+        parsed.expression_count += 1
+        part = _parse_expression(body, parsed.problems)
+        if part is not None:
+            parsed.parts.append("".join(literal))
+            literal.clear()
+            parsed.parts.append(part)
+        i = end + 1
+    literal.append(text[i:])
+    parsed.parts.append("".join(literal))
+    parsed.parts = [part for part in parsed.parts if part != ""]
+    return parsed
+
+
+def _parse_expression(
+    body: str, problems: list[str]
+) -> _Timestamp | _RandomString | _ErrorOutputType | _PartitionKey | None:
+    """The part for the body of `!{namespace:value}`, or None after recording a problem."""
+    namespace, value = body.split(":", 1)
+    expression = f"!{{{body}}}"
+    if namespace not in _NAMESPACES:
+        problems.append(
+            f"unknown namespace `{namespace}` in `{expression}`; use {', '.join(_NAMESPACES)}"
+        )
+        return None
+    if not value:
+        problems.append(f"`{expression}` needs a value after the colon")
+        return None
+    if namespace == TIMESTAMP:
+        formatters, pattern_problems = _compile_java_pattern(value)
+        problems.extend(f"`{expression}`: {problem}" for problem in pattern_problems)
+        return None if pattern_problems else _Timestamp(formatters)
+    if namespace == FIREHOSE:
+        if value == RANDOM_STRING:
+            return _RandomString()
+        if value == ERROR_OUTPUT_TYPE:
+            return _ErrorOutputType()
+        problems.append(
+            f"unknown firehose value in `{expression}`; use {RANDOM_STRING} or {ERROR_OUTPUT_TYPE}"
+        )
+        return None
+    return _PartitionKey(namespace, value)
+
+
+def _check_prefix(field: str, text: str, problems: list[tuple[str, str]]) -> _ParsedPrefix:
+    if len(text) > MAX_CONFIGURED_PREFIX:
+        problems.append(
+            (field, f"is {len(text)} characters long, at most {MAX_CONFIGURED_PREFIX} are allowed")
+        )
+    parsed = _parse_prefix(text)
+    problems.extend((field, problem) for problem in parsed.problems)
+    return parsed
+
+
+def _expression_text(part: _PartitionKey) -> str:
+    return f"!{{{part.namespace}:{part.name}}}"
+
+
+def prefix_problems(
+    prefix: str, error_output_prefix: str | None, *, dynamic_partitioning: bool = False
+) -> list[tuple[str, str]]:
+    """Every validation problem as (field, message), field being "Prefix" or
+    "ErrorOutputPrefix"; [] when valid. Run at create/update time, never at delivery."""
+    problems: list[tuple[str, str]] = []
+    main = _check_prefix("Prefix", prefix or "", problems)
+    error = _check_prefix("ErrorOutputPrefix", error_output_prefix or "", problems)
+    partition_keys = [part for part in main.parts if isinstance(part, _PartitionKey)]
+
+    if any(isinstance(part, _ErrorOutputType) for part in main.parts):
+        problems.append(
+            (
+                "Prefix",
+                f"may not contain !{{firehose:{ERROR_OUTPUT_TYPE}}}; only ErrorOutputPrefix may",
+            )
+        )
+    if dynamic_partitioning and not partition_keys:
+        problems.append(
+            (
+                "Prefix",
+                f"must use at least one !{{{PARTITION_KEY_FROM_QUERY}:…}} or "
+                f"!{{{PARTITION_KEY_FROM_LAMBDA}:…}} expression when dynamic partitioning "
+                "is enabled",
+            )
+        )
+    if not dynamic_partitioning:
+        problems.extend(
+            ("Prefix", f"`{_expression_text(key)}` needs dynamic partitioning enabled")
+            for key in partition_keys
+        )
+    problems.extend(
+        (
+            "ErrorOutputPrefix",
+            f"may not use `{_expression_text(part)}`; partition keys are for Prefix",
+        )
+        for part in error.parts
+        if isinstance(part, _PartitionKey)
+    )
+    if not error_output_prefix:
+        if main.expression_count:
+            problems.append(("ErrorOutputPrefix", "is required when Prefix contains expressions"))
+        elif dynamic_partitioning:
+            problems.append(("ErrorOutputPrefix", "is required with dynamic partitioning"))
+    elif error.expression_count and not any(
+        isinstance(part, _ErrorOutputType) for part in error.parts
+    ):
+        problems.append(
+            (
+                "ErrorOutputPrefix",
+                f"must contain !{{firehose:{ERROR_OUTPUT_TYPE}}} when it contains expressions",
+            )
+        )
+    return problems
+
+
+def file_extension_problems(ext: str | None) -> list[str]:
+    """Why a `FileExtension` is refused; [] when valid. Empty or None selects the default."""
+    if not ext:
+        return []
+    problems = []
+    if not ext.startswith("."):
+        problems.append(f"got {ext!r}, must start with '.'")
+    if len(ext) > MAX_FILE_EXTENSION:
+        problems.append(f"is {len(ext)} characters long, at most {MAX_FILE_EXTENSION} are allowed")
+    bad = sorted(set(ext) - FILE_EXTENSION_CHARACTERS)
+    if bad:
+        problems.append(
+            f"got {ext!r}, contains {''.join(bad)!r}; only 0-9 a-z ! - _ . * ' ( ) are allowed"
+        )
+    return problems
+
+
+# ---- evaluation --------------------------------------------------------------------------------
+
+
+def _time_zone(name: str | None, problems: list[tuple[str, str]]) -> tzinfo:
+    if not name:
+        return UTC
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        problems.append(
+            ("CustomTimeZone", f"got {name!r}, must be an IANA time zone name such as Asia/Tokyo")
+        )
+        return UTC
+
+
+class ObjectKeyFormat:
+    """Names the S3 objects of one destination configuration (one stream version).
+
+    The timestamp in prefix and file name is the oldest record's arrival, in `time_zone` (UTC by
+    default). Passing the same `object_id` again gives the same key, random strings included
+    (they are then derived from it), so a retried upload overwrites instead of duplicating.
+    """
+
+    def __init__(
+        self,
+        *,
+        stream_name: str,
+        version: str | int,
+        prefix: str = "",
+        error_output_prefix: str | None = None,
+        extension: str = "",
+        time_zone: str | None = None,
+        dynamic_partitioning: bool = False,
+    ) -> None:
+        problems = prefix_problems(
+            prefix, error_output_prefix, dynamic_partitioning=dynamic_partitioning
+        )
+        problems.extend(
+            ("FileExtension", problem) for problem in file_extension_problems(extension)
+        )
+        self._zone = _time_zone(time_zone, problems)
+        if not stream_name:
+            problems.append(("DeliveryStreamName", "must not be empty"))
+        if problems:
+            raise KeyFormatError(problems)
+        self._name_start = f"{stream_name}-{version}-"
+        self._extension = extension
+        self._prefix_parts = _parse_prefix(prefix).parts
+        if not any(isinstance(part, _Timestamp) for part in self._prefix_parts):
+            self._prefix_parts.append(_DEFAULT_TIMESTAMP)
+        if error_output_prefix:
+            self._error_parts = _parse_prefix(error_output_prefix).parts
+        else:
+            # Valid only when Prefix is plain text, so it is used as is.
+            self._error_parts = [prefix, _ErrorOutputType(), "/", _DEFAULT_TIMESTAMP]
+
+    def object_key(
+        self,
+        oldest_arrival_ms: int,
+        object_id: str | None = None,
+        *,
+        partition_keys: Mapping[str, str] | None = None,
+        lambda_partition_keys: Mapping[str, str] | None = None,
+    ) -> str:
+        """Key for delivered data; partition keys fill `partitionKeyFromQuery`/`...FromLambda`."""
+        moment = self._moment(oldest_arrival_ms)
+        object_id = object_id or str(uuid.uuid4())
+        keys = {
+            PARTITION_KEY_FROM_QUERY: partition_keys or {},
+            PARTITION_KEY_FROM_LAMBDA: lambda_partition_keys or {},
+        }
+        prefix = self._evaluate(self._prefix_parts, moment, object_id, "", keys)
+        return prefix + self._file_name(moment, object_id)
+
+    def error_key(
+        self, error_output_type: str, oldest_arrival_ms: int, object_id: str | None = None
+    ) -> str:
+        """Key for an object of error records of one `error_output_type` (section 5)."""
+        if not error_output_type:
+            raise ValueError("error_output_type must not be empty")
+        moment = self._moment(oldest_arrival_ms)
+        object_id = object_id or str(uuid.uuid4())
+        prefix = self._evaluate(self._error_parts, moment, object_id, error_output_type, {})
+        return prefix + self._file_name(moment, object_id)
+
+    def _moment(self, epoch_ms: int) -> datetime:
+        # Integer arithmetic: a float division could turn .123 seconds into 122999 µs.
+        return (_EPOCH + timedelta(milliseconds=epoch_ms)).astimezone(self._zone)
+
+    def _file_name(self, moment: datetime, object_id: str) -> str:
+        return (
+            f"{self._name_start}{moment.year:04d}-{moment.month:02d}-{moment.day:02d}-"
+            f"{moment.hour:02d}-{moment.minute:02d}-{moment.second:02d}-{object_id}"
+            f"{self._extension}"
+        )
+
+    @staticmethod
+    def _evaluate(
+        parts: list[_Part],
+        moment: datetime,
+        object_id: str,
+        error_output_type: str,
+        partition_keys: Mapping[str, Mapping[str, str]],
+    ) -> str:
+        pieces = []
+        random_count = 0
+        for part in parts:
+            match part:
+                case str():
+                    pieces.append(part)
+                case _Timestamp():
+                    pieces.append(part.format(moment))
+                case _RandomString():
+                    pieces.append(_random_string(object_id, random_count))
+                    random_count += 1
+                case _ErrorOutputType():
+                    pieces.append(error_output_type)
+                case _PartitionKey(namespace, name):
+                    value = partition_keys[namespace].get(name)
+                    if value is None:
+                        raise MissingPartitionKeyError(namespace, name)
+                    pieces.append(value)
+        prefix = "".join(pieces)
+        if len(prefix) > MAX_EVALUATED_PREFIX:
+            raise KeyTooLongError(
+                f"evaluated prefix is {len(prefix)} characters long, at most "
+                f"{MAX_EVALUATED_PREFIX} are allowed: {prefix[:80]}…"
+            )
+        return prefix
+
+
+def _random_string(object_id: str, index: int) -> str:
+    """11 characters of hex and '-' like `046b6c7f-0b`, a fresh value for each use in a prefix.
+
+    Derived from the object id (itself a random uuid4 unless the caller reuses one), so the
+    same object id gives the same key on retry.
+    """
+    digest = hashlib.sha256(f"{object_id}/{index}".encode()).hexdigest()
+    return f"{digest[:8]}-{digest[8:10]}"

@@ -1,0 +1,93 @@
+"""The running service: streams from configs, the API server, start-up and shutdown."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+from aiohttp import web
+
+from destinations import build_destination
+from firehose.api import FirehoseApi
+from firehose.config import DeliveryStreamConfig, load_configs
+from firehose.settings import Settings
+from firehose.stream import DeliveryStream
+
+log = logging.getLogger(__name__)
+
+
+class Service:
+    """One instance: serves the API at once, answers 503 until every stream has replayed its log."""
+
+    def __init__(self, settings: Settings, configs: list[DeliveryStreamConfig]) -> None:
+        self.settings = settings
+        self.region = settings.region
+        self.account_id = settings.account_id
+        self.started_at = time.time()
+        self.ready = False
+        # Compression runs here, off the event loop: the codecs release the GIL.
+        self.encoder = ThreadPoolExecutor(
+            max_workers=max(2, os.cpu_count() or 2), thread_name_prefix="encode"
+        )
+        self.streams: dict[str, DeliveryStream] = {
+            config.name: DeliveryStream(
+                config,
+                build_destination(config, settings, encoder=self.encoder),
+                data_dir=settings.data_dir,
+                max_undelivered_bytes=settings.max_undelivered_bytes,
+                segment_bytes=settings.wal_segment_mib * 1024 * 1024,
+            )
+            for config in configs
+        }
+        self._runner: web.AppRunner | None = None
+
+    async def start(self) -> None:
+        self._runner = web.AppRunner(FirehoseApi(self).app(), access_log=None)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, self.settings.host, self.settings.port)
+        await site.start()
+        log.info("listening on http://%s:%d", self.settings.host, self.settings.port)
+        await asyncio.gather(*(stream.open() for stream in self.streams.values()))
+        self.ready = True
+        for stream in self.streams.values():
+            log.info(
+                "stream %s ready: %s → %s bucket %s",
+                stream.name,
+                stream.destination.kind,
+                getattr(stream.destination, "store", None) and stream.destination.store.description,  # type: ignore[attr-defined]
+                stream.config.s3.bucket,
+            )
+
+    async def stop(self) -> bool:
+        """Flush and deliver every stream; True if nothing was left behind in a log."""
+        self.ready = False
+        timeout = self.settings.shutdown_timeout_seconds
+        results = await asyncio.gather(*(s.close(timeout) for s in self.streams.values()))
+        if self._runner is not None:
+            await self._runner.cleanup()
+        self.encoder.shutdown(wait=True)
+        return all(results)
+
+
+async def serve(settings: Settings) -> int:
+    """Run until SIGTERM or SIGINT, then flush, deliver and return the exit code."""
+    service = Service(settings, load_configs(settings.config))
+    stopping = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stopping.set)
+    start = asyncio.create_task(service.start())
+    await asyncio.wait([start, asyncio.create_task(stopping.wait())], return_when="FIRST_COMPLETED")
+    if start.done() and start.exception() is not None:
+        await service.stop()
+        raise start.exception()  # type: ignore[misc]
+    await stopping.wait()
+    log.info("shutting down: flushing every buffer")
+    await start
+    delivered_all = await service.stop()
+    log.info("stopped%s", "" if delivered_all else "; undelivered records stay in the log")
+    return 0

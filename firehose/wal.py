@@ -1,0 +1,523 @@
+"""Segmented write-ahead log: a record is acknowledged only once its frame is on disk.
+
+Layout of a stream's log directory:
+
+    <dir>/<first seq, 20 digits>.wal   segments, append-only, a new one at every start
+    <dir>/delivered                    the delivered watermark: every seq <= it has been delivered
+
+A frame holds the records of one put call (one PutRecord or PutRecordBatch):
+
+    magic "FHW1" | payload length u32 | crc32 u32 | first seq u64 | count u32 | arrival ms u64
+    payload: count x u32 record lengths, then the records' bytes back to back
+
+The crc covers everything after itself. Appends are written at once and made durable by a group
+commit: one fdatasync, in a thread of its own, for every append that arrived meanwhile. On open,
+a torn or corrupt frame is reported and skipped (the scan resynchronises on the next valid frame)
+and the segment is cut back to its last valid frame: the service never crash-loops on its log.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import struct
+import sys
+import zlib
+from array import array
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from firehose.errors import WalError
+
+log = logging.getLogger(__name__)
+
+MAGIC = b"FHW1"
+HEADER = struct.Struct("<4sIIQIQ")
+HEADER_SIZE = HEADER.size  # 32
+MAX_PAYLOAD = 64 * 1024 * 1024
+SEGMENT_SUFFIX = ".wal"
+WATERMARK_FILE = "delivered"
+READ_CHUNK = 8 * 1024 * 1024
+
+
+@dataclass(slots=True)
+class Frame:
+    """The records of one put call, as read back from the log."""
+
+    first_seq: int
+    arrival_ms: int
+    lengths: array
+    data: memoryview
+
+    @property
+    def count(self) -> int:
+        return len(self.lengths)
+
+    @property
+    def last_seq(self) -> int:
+        return self.first_seq + len(self.lengths) - 1
+
+
+@dataclass(slots=True)
+class Segment:
+    path: Path
+    first_seq: int
+    size: int = 0  # bytes of valid frames; for the active segment, bytes written
+    synced_size: int = 0  # bytes known to be on disk (what readers may see)
+    fd: int | None = None
+
+
+@dataclass
+class Corruption:
+    """A stretch of a segment that held no valid frame."""
+
+    path: Path
+    offset: int
+    length: int
+
+
+@dataclass
+class RecoveryReport:
+    """What opening the log found: kept for the logs and for tests."""
+
+    segments: int = 0
+    frames: int = 0
+    records_pending: int = 0
+    bytes_pending: int = 0
+    corruptions: list[Corruption] = field(default_factory=list)
+
+
+def encode_frame(first_seq: int, arrival_ms: int, records: list[bytes]) -> bytes:
+    """One frame for `records`; the only place the frame layout is written."""
+    lengths = array("I", map(len, records))
+    if sys.byteorder != "little":
+        lengths.byteswap()
+    payload_parts = [lengths.tobytes(), *records]
+    payload_len = sum(map(len, payload_parts))
+    tail = HEADER.pack(MAGIC, payload_len, 0, first_seq, len(records), arrival_ms)[12:]
+    crc = zlib.crc32(tail)
+    for part in payload_parts:
+        crc = zlib.crc32(part, crc)
+    head = struct.pack("<4sII", MAGIC, payload_len, crc)
+    return b"".join([head, tail, *payload_parts])
+
+
+def _parse_at(buf: memoryview, pos: int) -> tuple[Frame, int] | None:
+    """The frame at `pos` and its end, or None if there is no complete valid frame there."""
+    if len(buf) - pos < HEADER_SIZE:
+        return None
+    magic, payload_len, crc, first_seq, count, arrival_ms = HEADER.unpack_from(buf, pos)
+    if magic != MAGIC or payload_len > MAX_PAYLOAD or count * 4 > payload_len:
+        return None
+    end = pos + HEADER_SIZE + payload_len
+    if end > len(buf):
+        return None
+    if (
+        zlib.crc32(buf[pos + HEADER_SIZE : end], zlib.crc32(buf[pos + 12 : pos + HEADER_SIZE]))
+        != crc
+    ):
+        return None
+    body = pos + HEADER_SIZE
+    lengths = array("I")
+    lengths.frombytes(buf[body : body + count * 4])
+    if sys.byteorder != "little":
+        lengths.byteswap()
+    data = buf[body + count * 4 : end]
+    if sum(lengths) != len(data):
+        return None
+    return Frame(first_seq, arrival_ms, lengths, data), end
+
+
+def _resync(data: bytes, view: memoryview, pos: int) -> int:
+    """Offset of the next valid frame after `pos`, or len(data) if there is none."""
+    while True:
+        pos = data.find(MAGIC, pos + 1)
+        if pos == -1:
+            return len(data)
+        if _parse_at(view, pos) is not None:
+            return pos
+
+
+def _cut_frame_length(view: memoryview, pos: int) -> int | None:
+    """The full length of a plausible frame that starts at `pos` but runs past the buffer."""
+    if len(view) - pos < 8:
+        return HEADER_SIZE
+    magic, payload_len = struct.unpack_from("<4sI", view, pos)
+    if (
+        magic == MAGIC
+        and payload_len <= MAX_PAYLOAD
+        and pos + HEADER_SIZE + payload_len > len(view)
+    ):
+        return HEADER_SIZE + payload_len
+    return None
+
+
+def scan_frames(data: bytes) -> Iterator[tuple[Frame | None, int, int]]:
+    """Yield (frame, start, end) for each valid frame and (None, start, end) for each bad stretch.
+
+    A bad stretch ends where the next valid frame starts (resynchronisation on the magic), or at
+    the end of `data`: at the end of a segment that is a torn tail.
+    """
+    view = memoryview(data)
+    pos = 0
+    while pos < len(data):
+        parsed = _parse_at(view, pos)
+        if parsed is not None:
+            yield parsed[0], pos, parsed[1]
+            pos = parsed[1]
+            continue
+        bad_end = _resync(data, view, pos)
+        yield None, pos, bad_end
+        pos = bad_end
+
+
+def _segment_name(first_seq: int) -> str:
+    return f"{first_seq:020d}{SEGMENT_SUFFIX}"
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+class WriteAheadLog:
+    """One stream's log. All methods but the `_sync_*` helpers run on the event loop's thread."""
+
+    def __init__(self, directory: Path, *, segment_bytes: int = 64 * 1024 * 1024) -> None:
+        self.directory = directory
+        self.segment_bytes = segment_bytes
+        self.segments: list[Segment] = []
+        self.delivered_seq = 0
+        self.next_seq = 1
+        self._active: Segment | None = None
+        self._new_segment_unsynced = False
+        self._written = 0  # appends written so far
+        self._synced = 0  # appends known durable
+        self._waiters: list[tuple[int, asyncio.Future[None]]] = []
+        self._dirty: list[Segment] = []
+        self._syncer: asyncio.Task[None] | None = None
+        self._failed: BaseException | None = None
+        self._io = ThreadPoolExecutor(max_workers=1, thread_name_prefix="wal-fsync")
+
+    # -- opening --------------------------------------------------------------------------
+
+    def open(self) -> RecoveryReport:
+        """Read the watermark, drop delivered segments, check the rest. Blocking: use a thread."""
+        self.directory.mkdir(parents=True, exist_ok=True)
+        self.delivered_seq = self._read_watermark()
+        paths = sorted(self.directory.glob(f"*{SEGMENT_SUFFIX}"))
+        found = [Segment(p, int(p.name.removesuffix(SEGMENT_SUFFIX))) for p in paths]
+        report = RecoveryReport()
+        last_seq = self.delivered_seq
+        for index, segment in enumerate(found):
+            following = found[index + 1].first_seq if index + 1 < len(found) else None
+            if following is not None and following - 1 <= self.delivered_seq:
+                segment.path.unlink(missing_ok=True)
+                continue
+            seg_last = self._check_segment(segment, report)
+            if seg_last is None and segment.size == 0:
+                segment.path.unlink(missing_ok=True)
+                continue
+            if seg_last is not None:
+                last_seq = max(last_seq, seg_last)
+            segment.synced_size = segment.size
+            self.segments.append(segment)
+        self.next_seq = last_seq + 1
+        report.segments = len(self.segments)
+        for item in report.corruptions:
+            log.error(
+                "write-ahead log %s: %d corrupt or torn bytes at offset %d skipped",
+                item.path,
+                item.length,
+                item.offset,
+            )
+        return report
+
+    def _check_segment(self, segment: Segment, report: RecoveryReport) -> int | None:
+        """Validate every frame, cut a bad tail off, count what is still to deliver."""
+        data = segment.path.read_bytes()
+        last_seq = None
+        valid_end = 0
+        for frame, start, end in scan_frames(data):
+            if frame is None:
+                report.corruptions.append(Corruption(segment.path, start, end - start))
+                continue
+            valid_end = end
+            last_seq = frame.last_seq
+            report.frames += 1
+            for seq, length in enumerate(frame.lengths, frame.first_seq):
+                if seq > self.delivered_seq:
+                    report.records_pending += 1
+                    report.bytes_pending += length
+        if valid_end < len(data):
+            with segment.path.open("r+b") as handle:
+                handle.truncate(valid_end)
+                os.fsync(handle.fileno())
+        segment.size = valid_end
+        return last_seq
+
+    def _read_watermark(self) -> int:
+        path = self.directory / WATERMARK_FILE
+        try:
+            text = path.read_text().strip()
+        except FileNotFoundError:
+            return 0
+        try:
+            return int(text)
+        except ValueError:
+            # A torn watermark is safe to ignore: delivery restarts from the oldest kept segment.
+            log.error("write-ahead log %s: unreadable watermark %r ignored", path, text[:40])
+            return 0
+
+    # -- appending ------------------------------------------------------------------------
+
+    def append(self, records: list[bytes], arrival_ms: int) -> tuple[int, int]:
+        """Write one frame now; durable only after `await sync()`. Returns (first, last) seq."""
+        if self._failed is not None:
+            raise WalError(f"write-ahead log failed earlier: {self._failed}")
+        first_seq = self.next_seq
+        frame = encode_frame(first_seq, arrival_ms, records)
+        segment = self._segment_for(len(frame))
+        try:
+            view = memoryview(frame)
+            while view:
+                written = os.write(segment.fd, view)  # type: ignore[arg-type]
+                view = view[written:]
+        except OSError as exc:
+            # The segment may now end in a partial frame: start a fresh one for what follows.
+            self._retire_active()
+            raise WalError(f"cannot write the write-ahead log: {exc}") from exc
+        segment.size += len(frame)
+        self.next_seq = first_seq + len(records)
+        self._written += 1
+        if not self._dirty or self._dirty[-1] is not segment:
+            self._dirty.append(segment)
+        return first_seq, self.next_seq - 1
+
+    def _segment_for(self, frame_size: int) -> Segment:
+        active = self._active
+        if active is not None and active.size + frame_size <= self.segment_bytes:
+            return active
+        if active is not None and active.size > 0:
+            self._retire_active()
+        elif active is not None:
+            return active
+        path = self.directory / _segment_name(self.next_seq)
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        except OSError as exc:
+            raise WalError(f"cannot create a write-ahead log segment: {exc}") from exc
+        segment = Segment(path, self.next_seq, fd=fd)
+        self.segments.append(segment)
+        self._active = segment
+        self._new_segment_unsynced = True
+        return segment
+
+    def _retire_active(self) -> None:
+        """Stop writing to the active segment; its fd closes after its last sync."""
+        if (
+            self._active is not None
+            and self._active not in self._dirty
+            and self._active.fd is not None
+        ):
+            os.close(self._active.fd)
+            self._active.fd = None
+        self._active = None
+
+    async def sync(self) -> None:
+        """Return once every append made before this call is on disk (group commit)."""
+        target = self._written
+        if self._synced >= target:
+            if self._failed is not None:
+                raise WalError(f"write-ahead log failed: {self._failed}")
+            return
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._waiters.append((target, future))
+        if self._syncer is None or self._syncer.done():
+            self._syncer = asyncio.create_task(self._sync_loop())
+        await future
+
+    async def _sync_loop(self) -> None:
+        loop = asyncio.get_running_loop()
+        while self._waiters:
+            target = self._written
+            dirty, self._dirty = self._dirty, []
+            sizes = [segment.size for segment in dirty]
+            new_segment, self._new_segment_unsynced = self._new_segment_unsynced, False
+            fds = [segment.fd for segment in dirty if segment.fd is not None]
+            try:
+                await loop.run_in_executor(self._io, self._sync_files, fds, new_segment)
+            except OSError as exc:
+                # fsync failure leaves the page cache's state unknown: refuse further writes.
+                self._failed = exc
+                log.critical("write-ahead log %s: fsync failed: %s", self.directory, exc)
+                for _, future in self._waiters:
+                    if not future.done():
+                        future.set_exception(WalError(f"fsync failed: {exc}"))
+                self._waiters = []
+                return
+            for segment, size in zip(dirty, sizes, strict=True):
+                segment.synced_size = size
+                if (
+                    segment is not self._active
+                    and segment not in self._dirty
+                    and segment.fd is not None
+                ):
+                    os.close(segment.fd)
+                    segment.fd = None
+            self._synced = target
+            still_waiting = []
+            for wanted, future in self._waiters:
+                if wanted <= target:
+                    if not future.done():
+                        future.set_result(None)
+                else:
+                    still_waiting.append((wanted, future))
+            self._waiters = still_waiting
+
+    def _sync_files(self, fds: list[int], new_segment: bool) -> None:
+        for fd in fds:
+            os.fdatasync(fd)
+        if new_segment:
+            _fsync_dir(self.directory)
+
+    # -- delivery watermark ---------------------------------------------------------------
+
+    async def mark_delivered(self, seq: int) -> None:
+        """Persist that every record up to `seq` is delivered, then delete segments below it."""
+        if seq <= self.delivered_seq:
+            return
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(self._io, self._write_watermark, seq)
+        self.delivered_seq = seq
+        doomed = []
+        for index, segment in enumerate(self.segments[:-1]):
+            following = self.segments[index + 1].first_seq
+            if following - 1 <= seq and segment is not self._active and segment.fd is None:
+                doomed.append(segment)
+        if doomed:
+            self.segments = [s for s in self.segments if s not in doomed]
+            await loop.run_in_executor(self._io, self._delete, [s.path for s in doomed])
+
+    def _write_watermark(self, seq: int) -> None:
+        # Written to a temporary file, fsynced, renamed: the watermark is never torn, and it is
+        # durable before any segment below it is deleted.
+        tmp = self.directory / (WATERMARK_FILE + ".tmp")
+        with tmp.open("w") as handle:
+            handle.write(str(seq))
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, self.directory / WATERMARK_FILE)
+        _fsync_dir(self.directory)
+
+    @staticmethod
+    def _delete(paths: list[Path]) -> None:
+        for path in paths:
+            path.unlink(missing_ok=True)
+
+    # -- reading --------------------------------------------------------------------------
+
+    def reader(self, after_seq: int | None = None) -> WalReader:
+        return WalReader(self, self.delivered_seq if after_seq is None else after_seq)
+
+    def committed(self) -> list[tuple[Path, int, int]]:
+        """(path, first seq, durable size) of every segment: what a reader may read now."""
+        return [(s.path, s.first_seq, s.synced_size) for s in self.segments]
+
+    async def close(self) -> None:
+        if self._syncer is not None:
+            await asyncio.shield(self._syncer)
+        for segment in self.segments:
+            if segment.fd is not None:
+                os.close(segment.fd)
+                segment.fd = None
+        self._active = None
+        self._io.shutdown(wait=True)
+
+
+class WalReader:
+    """Reads committed frames in order, from the first record after `after_seq`."""
+
+    def __init__(self, wal: WriteAheadLog, after_seq: int) -> None:
+        self._wal = wal
+        self.after_seq = after_seq
+        self._path: Path | None = None
+        self._offset = 0
+
+    async def read(self, max_bytes: int = READ_CHUNK) -> list[Frame]:
+        """Committed frames not read yet, about `max_bytes` of them; [] when caught up.
+
+        Frames may start before `after_seq` (a batch can end inside a frame): callers skip the
+        records they already have by seq.
+        """
+        view = self._wal.committed()
+        loop = asyncio.get_running_loop()
+        frames = await loop.run_in_executor(None, self._read_sync, view, max_bytes)
+        if frames:
+            self.after_seq = max(self.after_seq, frames[-1].last_seq)
+        return frames
+
+    def _read_sync(self, view: list[tuple[Path, int, int]], max_bytes: int) -> list[Frame]:
+        frames: list[Frame] = []
+        budget = max_bytes
+        for index, (path, _first_seq, size) in enumerate(view):
+            following = view[index + 1][1] if index + 1 < len(view) else None
+            if following is not None and following - 1 <= self.after_seq:
+                continue  # everything in it was read already
+            if path != self._path:
+                self._path, self._offset = path, 0
+            while self._offset < size and budget > 0:
+                data = self._pread(
+                    path, self._offset, min(size - self._offset, max(budget, 1 << 20))
+                )
+                consumed = self._parse_into(frames, data, path, size)
+                if consumed == 0:
+                    break
+                self._offset += consumed
+                budget -= consumed
+            if budget <= 0:
+                break
+        return frames
+
+    def _parse_into(self, frames: list[Frame], data: bytes, path: Path, size: int) -> int:
+        """Append the valid frames of `data` to `frames`; returns the bytes consumed."""
+        view = memoryview(data)
+        pos = 0
+        while pos < len(data):
+            parsed = _parse_at(view, pos)
+            if parsed is not None:
+                frame, pos = parsed
+                if frame.last_seq > self.after_seq:
+                    frames.append(frame)
+                continue
+            full = _cut_frame_length(view, pos)
+            if full is not None and self._offset + pos + full <= size:
+                if pos > 0:
+                    return pos  # the rest next round, starting at this frame
+                whole = self._pread(path, self._offset, full)
+                parsed = _parse_at(memoryview(whole), 0)
+                if parsed is not None:
+                    if parsed[0].last_seq > self.after_seq:
+                        frames.append(parsed[0])
+                    return parsed[1]
+            bad_end = _resync(data, view, pos)
+            log.error(
+                "write-ahead log %s: %d corrupt bytes at offset %d skipped",
+                path,
+                bad_end - pos,
+                self._offset + pos,
+            )
+            pos = bad_end
+        return pos
+
+    @staticmethod
+    def _pread(path: Path, offset: int, length: int) -> bytes:
+        with path.open("rb") as handle:
+            handle.seek(offset)
+            return handle.read(length)
