@@ -18,7 +18,13 @@ from typing import Any, Protocol
 from aiobotocore.config import AioConfig
 from aiobotocore.session import get_session
 from botocore.exceptions import BotoCoreError, ClientError
-from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait_exponential_jitter
+from tenacity import (
+    AsyncRetrying,
+    retry_if_exception,
+    stop_after_attempt,
+    wait_exponential,
+    wait_random,
+)
 
 from firehose.errors import DeliveryError
 
@@ -159,7 +165,7 @@ class S3ObjectStore:
         async for attempt in AsyncRetrying(
             retry=retry_if_exception(_is_retriable),
             stop=stop_after_attempt(3),
-            wait=wait_exponential_jitter(initial=0.2, max=2),
+            wait=wait_exponential(multiplier=0.2, max=2) + wait_random(0, 0.2),
             reraise=True,
         ):
             with attempt:

@@ -14,7 +14,13 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, wait_exponential_jitter
+from tenacity import (
+    AsyncRetrying,
+    RetryCallState,
+    retry_if_exception_type,
+    wait_exponential,
+    wait_random,
+)
 
 from firehose.batch import Batch, BatchBuilder
 from firehose.config import DeliveryStreamConfig
@@ -197,7 +203,7 @@ class DeliveryStream:
         """Deliver `batch`, retrying with backoff until the destination takes it."""
         async for attempt in AsyncRetrying(
             retry=retry_if_exception_type(DeliveryError),
-            wait=wait_exponential_jitter(initial=0.5, max=30),
+            wait=wait_exponential(multiplier=0.5, max=30) + wait_random(0, 0.5),
             stop=self._stop_retrying,
             before_sleep=self._log_retry,
             reraise=True,

@@ -1,0 +1,42 @@
+"""Small builders shared by the tests."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from firehose.config import DeliveryStreamConfig
+from firehose.stream import DeliveryStream
+from tests.memory_destination import MemoryDestination
+
+
+def stream_config(
+    name: str = "events", *, size_mib: int = 5, interval: int = 300, **s3: Any
+) -> DeliveryStreamConfig:
+    return DeliveryStreamConfig.model_validate(
+        {
+            "DeliveryStreamName": name,
+            "ExtendedS3DestinationConfiguration": {
+                "BucketARN": "arn:aws:s3:::bucket",
+                "BufferingHints": {"SizeInMBs": size_mib, "IntervalInSeconds": interval},
+                **s3,
+            },
+        }
+    )
+
+
+def memory_stream(
+    data_dir: Path,
+    destination: MemoryDestination | None = None,
+    *,
+    max_undelivered_bytes: int = 1 << 30,
+    **config: Any,
+) -> tuple[DeliveryStream, MemoryDestination]:
+    destination = destination or MemoryDestination()
+    stream = DeliveryStream(
+        stream_config(**config),
+        destination,
+        data_dir=data_dir,
+        max_undelivered_bytes=max_undelivered_bytes,
+    )
+    return stream, destination

@@ -1,0 +1,311 @@
+"""The JSON 1.1 wire contract: shapes, limits and errors, against the real aiohttp app."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import boto3
+import pytest
+from aiohttp.test_utils import TestServer
+from botocore.config import Config
+
+from firehose.api import FirehoseApi
+from firehose.stream import DeliveryStream
+from tests.factories import memory_stream
+from tests.memory_destination import MemoryDestination
+
+
+@dataclass
+class FakeService:
+    streams: dict[str, DeliveryStream] = field(default_factory=dict)
+    ready: bool = True
+    region: str = "us-east-1"
+    account_id: str = "123456789012"
+    started_at: float = field(default_factory=time.time)
+
+
+@dataclass
+class Api:
+    url: str
+    service: FakeService
+    destination: MemoryDestination
+    session: aiohttp.ClientSession
+
+    async def call(self, operation: str, body: Any, *, raw: bytes | None = None) -> tuple[int, Any]:
+        data = raw if raw is not None else __import__("orjson").dumps(body)
+        headers = {
+            "X-Amz-Target": f"Firehose_20150804.{operation}",
+            "Content-Type": "application/x-amz-json-1.1",
+        }
+        async with self.session.post(self.url, data=data, headers=headers) as response:
+            assert response.headers["Content-Type"].startswith("application/x-amz-json-1.1")
+            assert response.headers["x-amzn-RequestId"]
+            return response.status, await response.json(content_type=None)
+
+    def boto(self) -> Any:
+        return boto3.client(
+            "firehose",
+            endpoint_url=self.url,
+            region_name="us-east-1",
+            aws_access_key_id="test",
+            aws_secret_access_key="test",
+            config=Config(retries={"max_attempts": 1}),
+        )
+
+
+@pytest.fixture
+async def api(tmp_path: Path) -> AsyncIterator[Api]:
+    service = FakeService()
+    stream, destination = memory_stream(tmp_path, name="events", max_undelivered_bytes=64 << 20)
+    other, _ = memory_stream(tmp_path, name="another")
+    service.streams = {"events": stream, "another": other}
+    for s in service.streams.values():
+        await s.open()
+    server = TestServer(FirehoseApi(service).app(), host="127.0.0.1")
+    await server.start_server()
+    async with aiohttp.ClientSession() as session:
+        yield Api(str(server.make_url("/")), service, destination, session)
+    await server.close()
+    for s in service.streams.values():
+        await s.close(timeout=1)
+
+
+def b64(data: bytes) -> str:
+    return base64.b64encode(data).decode()
+
+
+def batch(*payloads: bytes, name: str = "events") -> dict[str, Any]:
+    return {"DeliveryStreamName": name, "Records": [{"Data": b64(p)} for p in payloads]}
+
+
+def assert_error(status: int, body: Any, code: str, http: int = 400, contains: str = "") -> None:
+    assert (status, body["__type"]) == (http, code), body
+    assert contains in body["message"]
+
+
+async def test_put_record(api: Api) -> None:
+    status, body = await api.call(
+        "PutRecord", {"DeliveryStreamName": "events", "Record": {"Data": b64(b"hi")}}
+    )
+    assert status == 200
+    assert body["Encrypted"] is False and isinstance(body["RecordId"], str) and body["RecordId"]
+
+
+async def test_put_record_batch_gives_one_id_per_record_in_order(api: Api) -> None:
+    status, body = await api.call("PutRecordBatch", batch(*[b"x%d" % i for i in range(500)]))
+    assert status == 200
+    assert body["FailedPutCount"] == 0 and body["Encrypted"] is False
+    ids = [r["RecordId"] for r in body["RequestResponses"]]
+    assert len(ids) == 500 == len(set(ids))
+
+
+async def test_record_size_limit_is_exact(api: Api) -> None:
+    status, _ = await api.call("PutRecordBatch", batch(b"a" * 1_024_000))
+    assert status == 200
+    status, body = await api.call(
+        "PutRecordBatch", batch(b"ok", b"a" * 1_024_001, b"b" * 1_024_001)
+    )
+    assert_error(status, body, "ValidationException", contains="2 validation errors detected: ")
+    assert (
+        "at 'records.2.member.data' failed to satisfy constraint: "
+        "Member must have length less than or equal to 1024000" in body["message"]
+    )
+    assert "'records.3.member.data'" in body["message"]
+    status, body = await api.call(
+        "PutRecord", {"DeliveryStreamName": "events", "Record": {"Data": b64(b"a" * 1_024_001)}}
+    )
+    assert_error(status, body, "ValidationException", contains="1 validation error detected: ")
+    assert "at 'record.data'" in body["message"]
+
+
+async def test_batch_record_count_limits(api: Api) -> None:
+    status, body = await api.call("PutRecordBatch", batch(*[b"x"] * 501))
+    assert_error(status, body, "ValidationException", contains="less than or equal to 500")
+    assert "at 'records'" in body["message"]
+    status, body = await api.call("PutRecordBatch", batch())
+    assert_error(status, body, "ValidationException", contains="greater than or equal to 1")
+
+
+async def test_batch_size_limit_of_4_mib(api: Api) -> None:
+    status, body = await api.call("PutRecordBatch", batch(*[b"a" * 1_000_000] * 5))
+    assert_error(
+        status, body, "InvalidArgumentException", contains="Records size exceeds 4 MB limit"
+    )
+    status, _ = await api.call("PutRecordBatch", batch(*[b"a" * 1_000_000] * 4))
+    assert status == 200
+    assert api.destination.attempts == []  # nothing of the refused call was buffered ahead
+
+
+async def test_nothing_of_an_invalid_batch_is_accepted(api: Api, tmp_path: Path) -> None:
+    stream = api.service.streams["events"]
+    await api.call("PutRecordBatch", batch(b"good", b"a" * 1_024_001))
+    assert stream.counters.incoming_records == 0
+
+
+@pytest.mark.parametrize(
+    ("body", "contains"),
+    [
+        (
+            {"Records": [{"Data": "eA=="}]},
+            "Value null at 'deliveryStreamName' failed to satisfy constraint: "
+            "Member must not be null",
+        ),
+        (
+            {"DeliveryStreamName": "x" * 65, "Records": [{"Data": "eA=="}]},
+            "Member must have length less than or equal to 64",
+        ),
+        (
+            {"DeliveryStreamName": "bad name!", "Records": [{"Data": "eA=="}]},
+            "regular expression pattern: [a-zA-Z0-9_.-]+",
+        ),
+        ({"DeliveryStreamName": "events"}, "Value null at 'records'"),
+        (
+            {"DeliveryStreamName": "events", "Records": [{}]},
+            "Value null at 'records.1.member.data'",
+        ),
+    ],
+)
+async def test_validation_errors(api: Api, body: dict[str, Any], contains: str) -> None:
+    status, answer = await api.call("PutRecordBatch", body)
+    assert_error(status, answer, "ValidationException", contains=contains)
+
+
+@pytest.mark.parametrize(
+    ("raw", "contains"),
+    [
+        (b"{not json", "not valid JSON"),
+        (b"[1, 2]", "must be a JSON object"),
+        (b'{"DeliveryStreamName": 5, "Records": []}', "DeliveryStreamName"),
+        (b'{"DeliveryStreamName": "events", "Records": "abc"}', "Records"),
+        (b'{"DeliveryStreamName": "events", "Records": [{"Data": 12}]}', "base64"),
+        (b'{"DeliveryStreamName": "events", "Records": ["x"]}', "records.1.member"),
+        (b'{"DeliveryStreamName": "events", "Records": [{"Data": "eA"}]}', "not valid base64"),
+        (b'{"DeliveryStreamName": "events", "Records": [{"Data": "e*A="}]}', "not valid base64"),
+    ],
+)
+async def test_serialization_errors(api: Api, raw: bytes, contains: str) -> None:
+    status, body = await api.call("PutRecordBatch", None, raw=raw)
+    assert_error(status, body, "SerializationException", contains=contains)
+
+
+async def test_unknown_stream(api: Api) -> None:
+    status, body = await api.call("PutRecordBatch", batch(b"x", name="missing"))
+    assert_error(
+        status,
+        body,
+        "ResourceNotFoundException",
+        contains="Firehose missing not found under account 123456789012.",
+    )
+    status, body = await api.call("DescribeDeliveryStream", {"DeliveryStreamName": "missing"})
+    assert_error(status, body, "ResourceNotFoundException")
+
+
+async def test_unknown_and_unsupported_operations(api: Api) -> None:
+    status, body = await api.call("Explode", {})
+    assert_error(status, body, "UnknownOperationException")
+    async with api.session.post(api.url, data=b"{}") as response:  # no X-Amz-Target at all
+        assert response.status == 400
+        assert (await response.json(content_type=None))["__type"] == "UnknownOperationException"
+    status, body = await api.call("CreateDeliveryStream", {"DeliveryStreamName": "x"})
+    assert_error(status, body, "InvalidArgumentException", contains="YAML")
+
+
+async def test_oversize_body_is_refused_with_a_firehose_error(api: Api) -> None:
+    status, body = await api.call("PutRecordBatch", None, raw=b" " * (9 * 1024 * 1024))
+    assert_error(
+        status, body, "InvalidArgumentException", contains="Records size exceeds 4 MB limit"
+    )
+
+
+async def test_backpressure_partial_then_whole_failure(api: Api) -> None:
+    stream = api.service.streams["events"]
+    stream.max_undelivered_bytes = 250
+    api.destination.open.clear()
+    status, body = await api.call("PutRecordBatch", batch(*[b"x" * 100] * 4))
+    assert status == 200 and body["FailedPutCount"] == 2
+    assert "RecordId" in body["RequestResponses"][1]
+    assert body["RequestResponses"][2] == {
+        "ErrorCode": "ServiceUnavailableException",
+        "ErrorMessage": "Slow down.",
+    }
+    status, body = await api.call("PutRecordBatch", batch(b"x" * 100))
+    assert_error(status, body, "ServiceUnavailableException", http=503, contains="Slow down.")
+    status, body = await api.call(
+        "PutRecord", {"DeliveryStreamName": "events", "Record": {"Data": b64(b"x" * 100)}}
+    )
+    assert_error(status, body, "ServiceUnavailableException", http=503)
+    api.destination.open.set()
+
+
+async def test_not_ready_answers_503(api: Api) -> None:
+    api.service.ready = False
+    status, body = await api.call("PutRecordBatch", batch(b"x"))
+    assert_error(status, body, "ServiceUnavailableException", http=503)
+    async with api.session.get(api.url + "health") as response:
+        assert response.status == 503
+    api.service.ready = True
+    async with api.session.get(api.url + "health") as response:
+        assert response.status == 200
+        assert (await response.json())["streams"]["events"]["accepting"] is True
+
+
+async def test_list_delivery_streams_pages_alphabetically(api: Api) -> None:
+    status, body = await api.call("ListDeliveryStreams", {})
+    assert (status, body) == (
+        200,
+        {"DeliveryStreamNames": ["another", "events"], "HasMoreDeliveryStreams": False},
+    )
+    _, body = await api.call("ListDeliveryStreams", {"Limit": 1})
+    assert body == {"DeliveryStreamNames": ["another"], "HasMoreDeliveryStreams": True}
+    _, body = await api.call(
+        "ListDeliveryStreams", {"Limit": 1, "ExclusiveStartDeliveryStreamName": "another"}
+    )
+    assert body == {"DeliveryStreamNames": ["events"], "HasMoreDeliveryStreams": False}
+    _, body = await api.call("ListDeliveryStreams", {"DeliveryStreamType": "KinesisStreamAsSource"})
+    assert body["DeliveryStreamNames"] == []
+    status, body = await api.call("ListDeliveryStreams", {"DeliveryStreamType": "Nope"})
+    assert_error(status, body, "ValidationException", contains="enum value set")
+    status, body = await api.call("ListDeliveryStreams", {"Limit": 0})
+    assert_error(status, body, "ValidationException")
+
+
+async def test_boto3_client_works_unchanged(api: Api) -> None:
+    def produce() -> None:
+        client = api.boto()
+        answer = client.put_record_batch(
+            DeliveryStreamName="events", Records=[{"Data": b"%d\n" % i} for i in range(100)]
+        )
+        assert answer["FailedPutCount"] == 0 and len(answer["RequestResponses"]) == 100
+        assert client.put_record(DeliveryStreamName="events", Record={"Data": b"one\n"})["RecordId"]
+        description = client.describe_delivery_stream(DeliveryStreamName="events")[
+            "DeliveryStreamDescription"
+        ]
+        assert description["DeliveryStreamStatus"] == "ACTIVE"
+        assert (
+            description["DeliveryStreamARN"]
+            == "arn:aws:firehose:us-east-1:123456789012:deliverystream/events"
+        )
+        assert description["VersionId"] == "1"
+        destination = description["Destinations"][0]
+        assert destination["DestinationId"] == "destinationId-000000000001"
+        s3 = destination["ExtendedS3DestinationDescription"]
+        assert s3["BufferingHints"] == {"SizeInMBs": 5, "IntervalInSeconds": 300}
+        assert s3["CompressionFormat"] == "UNCOMPRESSED"
+        assert s3["EncryptionConfiguration"] == {"NoEncryptionConfig": "NoEncryption"}
+        with pytest.raises(client.exceptions.ResourceNotFoundException):
+            client.put_record(DeliveryStreamName="nope", Record={"Data": b"x"})
+        with pytest.raises(client.exceptions.InvalidArgumentException):
+            client.put_record_batch(
+                DeliveryStreamName="events", Records=[{"Data": b"a" * 1_000_000}] * 5
+            )
+
+    await asyncio.to_thread(produce)
+    await api.service.streams["events"].close(timeout=5)
+    assert api.destination.data == b"".join(b"%d\n" % i for i in range(100)) + b"one\n"

@@ -1,0 +1,126 @@
+"""Flush triggers, retries and restart of one DeliveryStream, against a list-backed destination."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+
+from firehose.errors import ServiceUnavailableError
+from tests.factories import memory_stream
+
+MIB = 1024 * 1024
+
+
+def records(count: int, size: int = 100, start: int = 0) -> list[bytes]:
+    return [f"{i:0{size - 1}d}\n".encode() for i in range(start, start + count)]
+
+
+async def test_size_trigger_flushes_full_buffers_only(tmp_path: Path) -> None:
+    stream, dest = memory_stream(tmp_path, size_mib=1, interval=900)
+    await stream.open()
+    sent = records(15_000)  # 1.43 MiB: one full 1 MiB buffer and a remainder
+    for i in range(0, len(sent), 500):
+        await stream.put(sent[i : i + 500])
+    await dest.wait_for_records(MIB // 100)
+    await asyncio.sleep(0.3)
+    assert len(dest.delivered) == 1
+    _, body, count = dest.delivered[0]
+    assert len(body) <= MIB and count == MIB // 100
+    assert body == b"".join(sent[:count])
+    await stream.close(timeout=5)
+
+
+async def test_interval_trigger_fires_without_new_records(tmp_path: Path) -> None:
+    stream, dest = memory_stream(tmp_path, size_mib=128, interval=1)
+    await stream.open()
+    await stream.put(records(10))
+    assert dest.delivered == []
+    await dest.wait_for_records(10, timeout=5)
+    assert dest.data == b"".join(records(10))
+    await stream.close(timeout=5)
+
+
+async def test_zero_interval_delivers_at_once(tmp_path: Path) -> None:
+    stream, dest = memory_stream(tmp_path, size_mib=128, interval=0)
+    await stream.open()
+    await stream.put(records(3))
+    await dest.wait_for_records(3, timeout=2)
+    await stream.close(timeout=5)
+
+
+async def test_shutdown_flushes_what_no_trigger_would(tmp_path: Path) -> None:
+    stream, dest = memory_stream(tmp_path, size_mib=128, interval=900)
+    await stream.open()
+    await stream.put(records(42))
+    await asyncio.sleep(0.2)
+    assert dest.delivered == []
+    assert await stream.close(timeout=5)
+    assert dest.data == b"".join(records(42))
+    assert dest.closed
+
+
+async def test_failed_delivery_is_retried_with_the_same_object_id(tmp_path: Path) -> None:
+    stream, dest = memory_stream(tmp_path, interval=0)
+    dest.failures_left = 2
+    await stream.open()
+    await stream.put(records(5))
+    await dest.wait_for_records(5, timeout=15)
+    assert len(dest.attempts) == 3 and len(set(dest.attempts)) == 1
+    assert len(dest.delivered) == 1
+    assert stream.counters.delivery_failures == 2
+    assert stream.counters.last_error == "destination down (test)"
+    await stream.close(timeout=5)
+
+
+async def test_undelivered_records_survive_a_restart(tmp_path: Path) -> None:
+    stream, dest = memory_stream(tmp_path, interval=0)
+    dest.fail_forever = True
+    await stream.open()
+    await stream.put(records(7))
+    await stream.put(records(3, start=7))
+    assert not await stream.close(timeout=0.5)
+    assert dest.delivered == []
+
+    again, dest2 = memory_stream(tmp_path, interval=0)
+    await again.open()
+    assert again.counters.recovery.records_pending == 10
+    await dest2.wait_for_records(10, timeout=5)
+    assert dest2.data == b"".join(records(10))
+    assert await again.close(timeout=5)
+
+    third, dest3 = memory_stream(tmp_path, interval=0)
+    await third.open()
+    assert third.counters.recovery.records_pending == 0
+    await asyncio.sleep(0.2)
+    assert dest3.delivered == []
+    await third.close(timeout=5)
+
+
+async def test_undelivered_limit_turns_into_backpressure(tmp_path: Path) -> None:
+    stream, dest = memory_stream(tmp_path, interval=0, max_undelivered_bytes=1000)
+    dest.open.clear()  # the destination holds every delivery
+    await stream.open()
+    first, taken = await stream.put(records(15))  # 1500 bytes: only 10 fit
+    assert (first, taken) == (1, 10)
+    with pytest.raises(ServiceUnavailableError):
+        await stream.put(records(1))
+    assert stream.counters.throttled_records == 6
+    dest.open.set()
+    await dest.wait_for_records(10, timeout=5)
+    for _ in range(100):  # the watermark is written just after the destination took the batch
+        if stream.undelivered_bytes == 0:
+            break
+        await asyncio.sleep(0.05)
+    _, taken = await stream.put(records(1))
+    assert taken == 1
+    await stream.close(timeout=5)
+
+
+async def test_put_after_close_is_refused(tmp_path: Path) -> None:
+    stream, _ = memory_stream(tmp_path)
+    await stream.open()
+    await stream.close(timeout=1)
+    with pytest.raises(ServiceUnavailableError):
+        await stream.put(records(1))
