@@ -1,0 +1,48 @@
+"""Shared fixtures: real S3-compatible servers on 127.0.0.1, one of each per session."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+
+import pytest
+
+from tests.servers import S3Server, start_moto, start_seaweedfs, stop
+
+# s3_server param -> the session fixture that runs that server.
+_SERVER_FIXTURES = {"seaweedfs": "seaweedfs", "moto": "moto_s3"}
+
+
+@pytest.fixture(scope="session")
+def seaweedfs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
+    """SeaweedFS (`weed mini`): a real object store, started once per session."""
+    server, proc = start_seaweedfs(tmp_path_factory.mktemp("seaweedfs"))
+    try:
+        yield server
+    finally:
+        stop(proc)
+
+
+@pytest.fixture(scope="session")
+def moto_s3(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
+    """moto in server mode: a second S3 implementation, started once per session."""
+    server, proc = start_moto(tmp_path_factory.mktemp("moto"))
+    try:
+        yield server
+    finally:
+        stop(proc)
+
+
+@pytest.fixture(scope="session", params=list(_SERVER_FIXTURES), ids=list(_SERVER_FIXTURES))
+def s3_server(request: pytest.FixtureRequest) -> S3Server:
+    """Each S3 server in turn; getfixturevalue so a run selecting one starts only that one."""
+    server: S3Server = request.getfixturevalue(_SERVER_FIXTURES[request.param])
+    return server
+
+
+@pytest.fixture
+def bucket(s3_server: S3Server) -> str:
+    """A fresh bucket per test, so tests never see each other's objects."""
+    name = f"t-{uuid.uuid4().hex[:12]}"
+    s3_server.create_bucket(name)
+    return name

@@ -1,0 +1,117 @@
+"""Runs `firehose serve` as a real process, as a user would, for end-to-end tests."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import boto3
+import yaml
+from botocore.config import Config
+
+from tests.servers import free_port
+
+
+@dataclass
+class ServiceProcess:
+    """One `firehose serve` process with its own config folder, data dir and port."""
+
+    workdir: Path
+    streams: list[dict[str, Any]]
+    env: dict[str, str] = field(default_factory=dict)
+    args: list[str] = field(default_factory=list)
+    port: int = field(default_factory=free_port)
+    proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def log_path(self) -> Path:
+        return self.workdir / "service.log"
+
+    def start(self, *, wait: bool = True) -> ServiceProcess:
+        configs = self.workdir / "configs"
+        configs.mkdir(parents=True, exist_ok=True)
+        for stream in self.streams:
+            (configs / f"{stream['DeliveryStreamName']}.yaml").write_text(yaml.safe_dump(stream))
+        env = {**os.environ, **self.env}
+        command = [
+            sys.executable, "-m", "firehose.cli", "serve",
+            "--config", str(configs),
+            "--data-dir", str(self.workdir / "data"),
+            "--port", str(self.port),
+            *self.args,
+        ]  # fmt: skip
+        log = self.log_path.open("ab")
+        self.proc = subprocess.Popen(
+            command, env=env, stdout=log, stderr=subprocess.STDOUT, cwd=self.workdir
+        )
+        if wait:
+            self.wait_healthy()
+        return self
+
+    def wait_healthy(self, timeout: float = 30) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            assert self.proc is not None
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"service exited {self.proc.returncode}:\n{self.log()}")
+            try:
+                with urllib.request.urlopen(f"{self.url}/health", timeout=1) as answer:
+                    if answer.status == 200:
+                        return
+            except (urllib.error.URLError, ConnectionError, TimeoutError):
+                pass
+            time.sleep(0.1)
+        raise TimeoutError(f"service not healthy in {timeout}s:\n{self.log()}")
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")[-4000:]
+
+    def client(self) -> Any:
+        return boto3.client(
+            "firehose",
+            endpoint_url=self.url,
+            region_name="us-east-1",
+            aws_access_key_id="test",
+            aws_secret_access_key="test",
+            config=Config(retries={"max_attempts": 1}, read_timeout=30),
+        )
+
+    def terminate(self, timeout: float = 60) -> int:
+        """SIGTERM, as an orchestrator stops it; returns the exit code."""
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGTERM)
+        return self.proc.wait(timeout)
+
+    def kill(self) -> None:
+        """SIGKILL: no chance to flush anything."""
+        assert self.proc is not None
+        self.proc.kill()
+        self.proc.wait(10)
+
+    def ensure_stopped(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(10)
+
+
+def s3_stream(name: str, bucket: str, **destination: Any) -> dict[str, Any]:
+    """A CreateDeliveryStream body for an extended S3 destination."""
+    config = {"BucketARN": f"arn:aws:s3:::{bucket}", **destination}
+    config.setdefault("BufferingHints", {"SizeInMBs": 1, "IntervalInSeconds": 1})
+    return {
+        "DeliveryStreamName": name,
+        "DeliveryStreamType": "DirectPut",
+        "ExtendedS3DestinationConfiguration": config,
+    }
