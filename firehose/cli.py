@@ -9,10 +9,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from pydantic import ValidationError as PydanticValidationError
-
 from firehose.config import ConfigError, load_configs
-from firehose.settings import Settings
+from firehose.settings import Settings, SettingsError, load_settings
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -37,17 +35,16 @@ def _settings(args: argparse.Namespace) -> Settings:
     given: dict[str, Any] = {
         key: value for key, value in vars(args).items() if key != "command" and value is not None
     }
-    return Settings(**given)
+    return load_settings(given)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         settings = _settings(args)
-    except PydanticValidationError as exc:
-        for error in exc.errors():
-            field = ".".join(str(part) for part in error["loc"])
-            print(f"setting {field}: got {error.get('input')!r}, {error['msg']}", file=sys.stderr)
+    except SettingsError as exc:
+        for problem in exc.problems:
+            print(problem, file=sys.stderr)
         return 2
     logging.basicConfig(
         level=settings.log_level.upper(),

@@ -3,15 +3,23 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
-from pydantic import Field
+from pydantic import Field, field_validator
+from pydantic import ValidationError as PydanticValidationError
+from pydantic_core import ErrorDetails
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from firehose.config import error_message
+
+ENV_PREFIX = "FIREHOSE_"
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
 
 class Settings(BaseSettings):
     """What one service instance needs to run; every field is also `FIREHOSE_<NAME>`."""
 
-    model_config = SettingsConfigDict(env_prefix="FIREHOSE_", extra="ignore")
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="ignore")
 
     config: Path = Field(Path("configs"), description="a YAML file or a folder of them")
     host: str = "127.0.0.1"
@@ -33,6 +41,49 @@ class Settings(BaseSettings):
     )
     log_level: str = "INFO"
 
+    @field_validator("s3_endpoint_url")
+    @classmethod
+    def _check_endpoint(cls, value: str | None) -> str | None:
+        if value and not value.startswith(("http://", "https://", "file://")):
+            raise ValueError("must start with http://, https:// or file://")
+        return value or None
+
+    @field_validator("log_level")
+    @classmethod
+    def _check_log_level(cls, value: str) -> str:
+        # logging.basicConfig would raise a bare ValueError on an unknown name.
+        if value.upper() not in LOG_LEVELS:
+            raise ValueError(f"must be one of {', '.join(LOG_LEVELS)}")
+        return value.upper()
+
     @property
     def max_undelivered_bytes(self) -> int:
         return self.max_undelivered_mib * 1024 * 1024
+
+
+class SettingsError(Exception):
+    """Settings that cannot be used; `problems` holds one line per bad option or variable."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("\n".join(problems))
+        self.problems = problems
+
+
+def load_settings(given: dict[str, Any]) -> Settings:
+    """Settings from `given` command-line values over `FIREHOSE_*` variables, or SettingsError
+    naming each bad one as the user set it (`--port` or `FIREHOSE_PORT`)."""
+    try:
+        return Settings(**given)
+    except PydanticValidationError as exc:
+        problems = []
+        for error in exc.errors():
+            name = str(error["loc"][0]) if error["loc"] else ""
+            source = f"--{name.replace('_', '-')}" if name in given else ENV_PREFIX + name.upper()
+            problems.append(f"{source}: got {error.get('input')!r}, {_allowed(error)}")
+        raise SettingsError(problems) from None
+
+
+def _allowed(error: ErrorDetails) -> str:
+    if error["type"] == "string_pattern_mismatch" and error["loc"] == ("account_id",):
+        return "must be 12 digits"
+    return error_message(error)
