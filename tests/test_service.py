@@ -380,3 +380,28 @@ def test_sigkill_mid_load_loses_no_acknowledged_record(
     missing = acked - set(delivered)
     assert not missing, f"{len(missing)} acknowledged records lost"
     assert "corrupt or torn bytes" in service.log()
+
+
+def test_size_and_interval_triggers_each_deliver_on_their_own(
+    s3_server: S3Server, bucket: str, tmp_path: Path, service_dir: list[ServiceProcess]
+) -> None:
+    streams = [
+        s3_stream("by-size", bucket, Prefix="size/",
+                  BufferingHints={"SizeInMBs": 1, "IntervalInSeconds": 900}),
+        s3_stream("by-time", bucket, Prefix="time/",
+                  BufferingHints={"SizeInMBs": 128, "IntervalInSeconds": 2}),
+    ]  # fmt: skip
+    service = run_service(service_dir, tmp_path, streams, env=s3_server.env())
+    client = service.client()
+    record = b"x" * 999 + b"\n"
+    for _ in range(3):  # 1.5 MB: one full 1 MiB buffer, the rest waits for the interval
+        client.put_record_batch(DeliveryStreamName="by-size", Records=[{"Data": record}] * 500)
+    client.put_record(DeliveryStreamName="by-time", Record={"Data": b"lonely\n"})
+    wait_for(lambda: s3_server.list_keys(bucket, "time/"), 30, "the interval flush")
+    wait_for(lambda: s3_server.list_keys(bucket, "size/"), 30, "the size flush")
+    (key,) = s3_server.list_keys(bucket, "size/")
+    assert len(s3_server.get(bucket, key)) == (1024 * 1024 // 1000) * 1000  # whole records only
+    assert service.terminate() == 0
+    keys = s3_server.list_keys(bucket, "size/")
+    assert len(keys) == 2
+    assert sum(len(s3_server.get(bucket, k)) for k in keys) == 1500 * 1000
