@@ -131,14 +131,48 @@ def _parse_at(buf: memoryview, pos: int) -> tuple[Frame, int] | None:
     return Frame(first_seq, arrival_ms, lengths, data), end
 
 
-def _resync(data: bytes, view: memoryview, pos: int) -> int:
-    """Offset of the next valid frame after `pos`, or len(data) if there is none."""
+def _can_follow(frame: Frame, last_seq: int, gap: int) -> bool:
+    """Whether `frame`, found `gap` bytes after the frame that held `last_seq`, can be the next.
+
+    The frames of a segment hold consecutive seqs, and a lost frame took a header and 4 bytes per
+    record. A frame found by resynchronising inside a record's data (a record may hold anything,
+    even a whole frame) fails this unless its seqs happen to fit the gap.
+    """
+    lost_at_most = max(0, gap - HEADER_SIZE) // 4
+    return last_seq < frame.first_seq <= last_seq + 1 + lost_at_most
+
+
+def _resync(
+    data: bytes,
+    view: memoryview,
+    pos: int,
+    last_seq: int | None = None,
+    gap_start: int = 0,
+    *,
+    more_follows: bool = False,
+) -> int:
+    """Offset of the next valid frame after `pos`, or len(data) if there is none.
+
+    With `last_seq`, the frame must be able to follow it (`_can_follow`); `gap_start` is where the
+    frame that held it ended, in `data`'s offsets. With `more_follows`, `data` is a chunk of a
+    longer segment: also stop where a frame may start but runs past the chunk, to read on there.
+    """
+    start = pos
     while True:
         pos = data.find(MAGIC, pos + 1)
         if pos == -1:
-            return len(data)
-        if _parse_at(view, pos) is not None:
+            break
+        parsed = _parse_at(view, pos)
+        if parsed is not None:
+            if last_seq is None or _can_follow(parsed[0], last_seq, pos - gap_start):
+                return pos
+        elif more_follows and _cut_frame_length(view, pos) is not None:
             return pos
+    if more_follows:
+        for tail in range(max(start + 1, len(data) - len(MAGIC) + 1), len(data)):
+            if MAGIC.startswith(data[tail:]):
+                return tail  # a magic cut by the chunk's end
+    return len(data)
 
 
 def _cut_frame_length(view: memoryview, pos: int) -> int | None:
@@ -155,21 +189,27 @@ def _cut_frame_length(view: memoryview, pos: int) -> int | None:
     return None
 
 
-def scan_frames(data: bytes) -> Iterator[tuple[Frame | None, int, int]]:
+def scan_frames(
+    data: bytes, first_seq: int | None = None
+) -> Iterator[tuple[Frame | None, int, int]]:
     """Yield (frame, start, end) for each valid frame and (None, start, end) for each bad stretch.
 
     A bad stretch ends where the next valid frame starts (resynchronisation on the magic), or at
-    the end of `data`: at the end of a segment that is a torn tail.
+    the end of `data`: at the end of a segment that is a torn tail. Given the segment's
+    `first_seq`, a frame found by resynchronising must continue the seqs before it.
     """
     view = memoryview(data)
+    last_seq = None if first_seq is None else first_seq - 1
     pos = 0
     while pos < len(data):
         parsed = _parse_at(view, pos)
         if parsed is not None:
             yield parsed[0], pos, parsed[1]
+            if last_seq is not None:
+                last_seq = parsed[0].last_seq
             pos = parsed[1]
             continue
-        bad_end = _resync(data, view, pos)
+        bad_end = _resync(data, view, pos, last_seq, pos)
         yield None, pos, bad_end
         pos = bad_end
 
@@ -201,6 +241,8 @@ class WriteAheadLog:
         self._synced = 0  # appends known durable
         self._waiters: list[tuple[int, asyncio.Future[None]]] = []
         self._dirty: list[Segment] = []
+        self._in_flight: list[Segment] = []  # segments the running fdatasync covers
+        self._delivered_wanted = 0  # the highest watermark asked for, maybe not written yet
         self._syncer: asyncio.Task[None] | None = None
         self._failed: BaseException | None = None
         self._io = ThreadPoolExecutor(max_workers=1, thread_name_prefix="wal-fsync")
@@ -211,8 +253,15 @@ class WriteAheadLog:
         """Read the watermark, drop delivered segments, check the rest. Blocking: use a thread."""
         self.directory.mkdir(parents=True, exist_ok=True)
         self.delivered_seq = self._read_watermark()
-        paths = sorted(self.directory.glob(f"*{SEGMENT_SUFFIX}"))
-        found = [Segment(p, int(p.name.removesuffix(SEGMENT_SUFFIX))) for p in paths]
+        self._delivered_wanted = self.delivered_seq
+        found = []
+        for path in sorted(self.directory.glob(f"*{SEGMENT_SUFFIX}")):
+            name = path.name.removesuffix(SEGMENT_SUFFIX)
+            if not (name.isascii() and name.isdigit()):
+                log.error("write-ahead log %s: not a segment name, file ignored", path)
+                continue
+            found.append(Segment(path, int(name)))
+        found.sort(key=lambda segment: segment.first_seq)
         report = RecoveryReport()
         last_seq = self.delivered_seq
         for index, segment in enumerate(found):
@@ -244,7 +293,7 @@ class WriteAheadLog:
         data = segment.path.read_bytes()
         last_seq = None
         valid_end = 0
-        for frame, start, end in scan_frames(data):
+        for frame, start, end in scan_frames(data, segment.first_seq):
             if frame is None:
                 report.corruptions.append(Corruption(segment.path, start, end - start))
                 continue
@@ -265,15 +314,14 @@ class WriteAheadLog:
     def _read_watermark(self) -> int:
         path = self.directory / WATERMARK_FILE
         try:
-            text = path.read_text().strip()
+            raw = path.read_bytes().strip()
         except FileNotFoundError:
             return 0
-        try:
-            return int(text)
-        except ValueError:
-            # A torn watermark is safe to ignore: delivery restarts from the oldest kept segment.
-            log.error("write-ahead log %s: unreadable watermark %r ignored", path, text[:40])
-            return 0
+        if raw.isdigit():  # ASCII digits only: no sign, no "_", no other scripts' digits
+            return int(raw)
+        # A torn watermark is safe to ignore: delivery restarts from the oldest kept segment.
+        log.error("write-ahead log %s: unreadable watermark %r ignored", path, raw[:40])
+        return 0
 
     # -- appending ------------------------------------------------------------------------
 
@@ -283,6 +331,9 @@ class WriteAheadLog:
             raise WalError(f"write-ahead log failed earlier: {self._failed}")
         first_seq = self.next_seq
         frame = encode_frame(first_seq, arrival_ms, records)
+        if len(frame) - HEADER_SIZE > MAX_PAYLOAD:
+            # Recovery and readers take a longer frame for garbage: never acknowledge one.
+            raise WalError(f"a put of {len(frame)} bytes is larger than a log frame may be")
         segment = self._segment_for(len(frame))
         try:
             view = memoryview(frame)
@@ -292,6 +343,8 @@ class WriteAheadLog:
         except OSError as exc:
             # The segment may now end in a partial frame: start a fresh one for what follows.
             self._retire_active()
+            if segment.size == 0:
+                self._drop_empty(segment)
             raise WalError(f"cannot write the write-ahead log: {exc}") from exc
         segment.size += len(frame)
         self.next_seq = first_seq + len(records)
@@ -310,7 +363,8 @@ class WriteAheadLog:
             return active
         path = self.directory / _segment_name(self.next_seq)
         try:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+            # O_EXCL: a segment is never appended to by two runs, nor after bytes it did not count.
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND, 0o644)
         except OSError as exc:
             raise WalError(f"cannot create a write-ahead log segment: {exc}") from exc
         segment = Segment(path, self.next_seq, fd=fd)
@@ -321,21 +375,35 @@ class WriteAheadLog:
 
     def _retire_active(self) -> None:
         """Stop writing to the active segment; its fd closes after its last sync."""
+        active = self._active
         if (
-            self._active is not None
-            and self._active not in self._dirty
-            and self._active.fd is not None
+            active is not None
+            and active not in self._dirty
+            and active not in self._in_flight
+            and active.fd is not None
         ):
-            os.close(self._active.fd)
-            self._active.fd = None
+            os.close(active.fd)
+            active.fd = None
         self._active = None
+
+    def _drop_empty(self, segment: Segment) -> None:
+        """Forget a segment whose first frame could not be written, and its partial bytes."""
+        self.segments.remove(segment)
+        if segment.fd is not None:
+            os.close(segment.fd)
+            segment.fd = None
+        try:
+            segment.path.unlink(missing_ok=True)
+        except OSError as exc:
+            log.error("write-ahead log %s: cannot remove: %s", segment.path, exc)
 
     async def sync(self) -> None:
         """Return once every append made before this call is on disk (group commit)."""
+        if self._failed is not None:
+            # Never retry a failed fsync: a retry can succeed although the data was lost.
+            raise WalError(f"write-ahead log failed: {self._failed}")
         target = self._written
         if self._synced >= target:
-            if self._failed is not None:
-                raise WalError(f"write-ahead log failed: {self._failed}")
             return
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._waiters.append((target, future))
@@ -351,9 +419,11 @@ class WriteAheadLog:
             sizes = [segment.size for segment in dirty]
             new_segment, self._new_segment_unsynced = self._new_segment_unsynced, False
             fds = [segment.fd for segment in dirty if segment.fd is not None]
+            # While the thread syncs them, these fds must stay open (see _retire_active).
+            self._in_flight = dirty
             try:
                 await loop.run_in_executor(self._io, self._sync_files, fds, new_segment)
-            except OSError as exc:
+            except Exception as exc:
                 # fsync failure leaves the page cache's state unknown: refuse further writes.
                 self._failed = exc
                 log.critical("write-ahead log %s: fsync failed: %s", self.directory, exc)
@@ -362,6 +432,8 @@ class WriteAheadLog:
                         future.set_exception(WalError(f"fsync failed: {exc}"))
                 self._waiters = []
                 return
+            finally:
+                self._in_flight = []
             for segment, size in zip(dirty, sizes, strict=True):
                 segment.synced_size = size
                 if (
@@ -391,11 +463,17 @@ class WriteAheadLog:
 
     async def mark_delivered(self, seq: int) -> None:
         """Persist that every record up to `seq` is delivered, then delete segments below it."""
-        if seq <= self.delivered_seq:
-            return
+        if seq <= max(self.delivered_seq, self._delivered_wanted):
+            return  # the watermark never goes back, even when calls overlap
+        self._delivered_wanted = seq
         loop = asyncio.get_running_loop()
-        await loop.run_in_executor(self._io, self._write_watermark, seq)
-        self.delivered_seq = seq
+        try:
+            await loop.run_in_executor(self._io, self._write_watermark, seq)
+        except OSError as exc:
+            if self._delivered_wanted == seq:
+                self._delivered_wanted = self.delivered_seq  # so that a retry writes it
+            raise WalError(f"cannot write the delivered watermark: {exc}") from exc
+        self.delivered_seq = max(self.delivered_seq, seq)
         doomed = []
         for index, segment in enumerate(self.segments[:-1]):
             following = self.segments[index + 1].first_seq
@@ -447,8 +525,11 @@ class WalReader:
     def __init__(self, wal: WriteAheadLog, after_seq: int) -> None:
         self._wal = wal
         self.after_seq = after_seq
+        self._first_seq: int | None = None  # the segment being read; earlier ones are done
         self._path: Path | None = None
-        self._offset = 0
+        self._offset = 0  # where the next read in it starts
+        self._last_seq = 0  # the last seq of its last valid frame read ...
+        self._good_end = 0  # ... and where that frame ended: to judge frames found by resync
 
     async def read(self, max_bytes: int = READ_CHUNK) -> list[Frame]:
         """Committed frames not read yet, about `max_bytes` of them; [] when caught up.
@@ -466,21 +547,30 @@ class WalReader:
     def _read_sync(self, view: list[tuple[Path, int, int]], max_bytes: int) -> list[Frame]:
         frames: list[Frame] = []
         budget = max_bytes
-        for index, (path, _first_seq, size) in enumerate(view):
+        for index, (path, first_seq, size) in enumerate(view):
+            if self._first_seq is not None and first_seq < self._first_seq:
+                continue  # read already: a segment is left only once all of it is durable
             following = view[index + 1][1] if index + 1 < len(view) else None
             if following is not None and following - 1 <= self.after_seq:
                 continue  # everything in it was read already
-            if path != self._path:
-                self._path, self._offset = path, 0
+            if size == 0:
+                break  # nothing of it is durable yet, so nothing after it is either
+            if first_seq != self._first_seq:
+                self._first_seq, self._path, self._offset = first_seq, path, 0
+                self._last_seq, self._good_end = first_seq - 1, 0
             while self._offset < size and budget > 0:
                 data = self._pread(
                     path, self._offset, min(size - self._offset, max(budget, 1 << 20))
                 )
+                had = len(frames)
                 consumed = self._parse_into(frames, data, path, size)
                 if consumed == 0:
-                    break
+                    log.error("write-ahead log %s: shorter than its committed size", path)
+                    return frames
                 self._offset += consumed
-                budget -= consumed
+                # Only what is returned counts: frames skipped by seq or corrupt bytes do not,
+                # or a reader starting deep inside a segment would answer [] before caught up.
+                budget -= sum(HEADER_SIZE + 4 * f.count + len(f.data) for f in frames[had:])
             if budget <= 0:
                 break
         return frames
@@ -490,28 +580,35 @@ class WalReader:
         view = memoryview(data)
         pos = 0
         while pos < len(data):
+            at = self._offset + pos
             parsed = _parse_at(view, pos)
-            if parsed is not None:
-                frame, pos = parsed
+            if parsed is None:
+                full = _cut_frame_length(view, pos)
+                if full is not None and at + full <= size:
+                    if pos > 0:
+                        return pos  # the rest next round, starting at this frame
+                    parsed = _parse_at(memoryview(self._pread(path, at, full)), 0)
+            if parsed is not None and (
+                at == self._good_end or _can_follow(parsed[0], self._last_seq, at - self._good_end)
+            ):
+                frame, pos = parsed  # a frame read whole was read from `pos` == 0: same offsets
                 if frame.last_seq > self.after_seq:
                     frames.append(frame)
+                self._last_seq, self._good_end = frame.last_seq, self._offset + pos
                 continue
-            full = _cut_frame_length(view, pos)
-            if full is not None and self._offset + pos + full <= size:
-                if pos > 0:
-                    return pos  # the rest next round, starting at this frame
-                whole = self._pread(path, self._offset, full)
-                parsed = _parse_at(memoryview(whole), 0)
-                if parsed is not None:
-                    if parsed[0].last_seq > self.after_seq:
-                        frames.append(parsed[0])
-                    return parsed[1]
-            bad_end = _resync(data, view, pos)
+            bad_end = _resync(
+                data,
+                view,
+                pos,
+                self._last_seq,
+                self._good_end - self._offset,
+                more_follows=self._offset + len(data) < size,
+            )
             log.error(
                 "write-ahead log %s: %d corrupt bytes at offset %d skipped",
                 path,
                 bad_end - pos,
-                self._offset + pos,
+                at,
             )
             pos = bad_end
         return pos
