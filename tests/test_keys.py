@@ -7,14 +7,13 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
+from firehose.javatime import format_java_timestamp, java_pattern_problems
 from firehose.keys import (
     KeyFormatError,
     KeyTooLongError,
     MissingPartitionKeyError,
     ObjectKeyFormat,
     file_extension_problems,
-    format_java_timestamp,
-    java_pattern_problems,
     prefix_problems,
 )
 
