@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from firehose.config import ConfigError, load_configs
+from firehose.config_load import ConfigError, load_configs
 from firehose.settings import Settings, SettingsError, load_settings
 
 

@@ -13,7 +13,8 @@ from aiohttp import web
 
 from destinations import build_destination
 from firehose.api import FirehoseApi
-from firehose.config import DeliveryStreamConfig, load_configs
+from firehose.config import DeliveryStreamConfig
+from firehose.config_load import load_configs
 from firehose.settings import Settings
 from firehose.stream import DeliveryStream
 

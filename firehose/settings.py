@@ -10,7 +10,7 @@ from pydantic import ValidationError as PydanticValidationError
 from pydantic_core import ErrorDetails
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from firehose.config import error_message
+from firehose.config_load import error_message
 
 ENV_PREFIX = "FIREHOSE_"
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")

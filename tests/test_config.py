@@ -12,7 +12,8 @@ import pytest
 import yaml
 
 from firehose.compression import CODECS
-from firehose.config import ConfigError, ConfigProblem, DeliveryStreamConfig, load_configs
+from firehose.config import DeliveryStreamConfig
+from firehose.config_load import ConfigError, ConfigProblem, load_configs
 
 REQUEST_BODY = """\
 DeliveryStreamName: clickstream
