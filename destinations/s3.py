@@ -41,7 +41,7 @@ class S3Destination:
         self._encoder = encoder
 
     async def start(self) -> None:
-        return None
+        await self.store.start()
 
     def object_key(self, batch: Batch) -> str:
         assert batch.oldest_arrival_ms is not None

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import logging
 import sys
 from pathlib import Path
@@ -56,9 +55,9 @@ def main(argv: list[str] | None = None) -> int:
             for stream in streams:
                 print(f"{stream.name}: ok")
             return 0
-        from firehose.service import serve
+        from firehose.service import run
 
-        return asyncio.run(serve(settings))
+        return run(settings)
     except ConfigError as exc:
         for problem in exc.problems:
             print(problem, file=sys.stderr)

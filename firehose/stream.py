@@ -30,7 +30,9 @@ from firehose.wal import RecoveryReport, WriteAheadLog
 
 log = logging.getLogger(__name__)
 
-READ_BYTES = 8 * 1024 * 1024
+# Read the log in slices: a batch's frames pin the buffer they were read into, so big reads
+# would keep two buffers' worth alive while one batch is delivered and the next is cut.
+READ_BYTES = 16 * 1024 * 1024
 
 
 def now_ms() -> int:
@@ -176,8 +178,11 @@ class DeliveryStream:
                 max(self.size_bytes - builder.current.size_bytes, READ_BYTES)
             )
             for frame in frames:
-                for batch in builder.add(frame):
-                    await self._deliver(batch)
+                full = builder.add(frame)
+                while full:
+                    # Popped, not iterated: a loop variable would keep the delivered batch
+                    # alive, doubling memory while the next one fills.
+                    await self._deliver(full.pop(0))
             if frames:
                 continue  # read on until caught up before waiting
             if not builder.empty and (self._closing or self._interval_passed(builder.current)):
