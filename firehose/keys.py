@@ -229,7 +229,29 @@ def prefix_problems(
                 f"must contain !{{firehose:{ERROR_OUTPUT_TYPE}}} when it contains expressions",
             )
         )
+    if not problems and not partition_keys:
+        problems.extend(_evaluated_length_problems(prefix or ""))
     return problems
+
+
+# The widest a timestamp gets (a Wednesday in September).
+_WIDEST_MOMENT_MS = 1_758_758_399_000  # 2025-09-24T23:59:59Z
+
+
+def _evaluated_length_problems(prefix: str) -> list[tuple[str, str]]:
+    """Refuse at config time a Prefix that would evaluate past 512 characters at every delivery,
+    which would block the stream for good. Without partition keys an evaluated prefix varies
+    only with the time, by a few characters. (An ErrorOutputPrefix that long fails only error
+    records, so it is left to delivery time, as AWS does.)"""
+    moment = datetime.fromtimestamp(_WIDEST_MOMENT_MS / 1000, UTC)
+    parts = _parse_prefix(prefix).parts
+    if not any(isinstance(part, _Timestamp) for part in parts):
+        parts.append(_DEFAULT_TIMESTAMP)
+    try:
+        ObjectKeyFormat._evaluate(parts, moment, "0" * 36, "", {})
+    except KeyTooLongError as exc:
+        return [("Prefix", str(exc))]
+    return []
 
 
 def file_extension_problems(ext: str | None) -> list[str]:

@@ -286,8 +286,12 @@ def test_invalid_prefixes(
     assert any(f == field and message in m for f, m in problems), problems
 
 
-def test_1024_characters_are_allowed() -> None:
-    assert prefix_problems("x" * 1024, "y" * 1024) == []
+def test_1024_characters_are_allowed_as_configured() -> None:
+    assert prefix_problems("x" * 400, "y" * 1024) == []
+    # A plain Prefix that long would evaluate past 512 at every delivery: refused for that alone.
+    problems = prefix_problems("x" * 1024, None)
+    assert problems == [("Prefix", problems[0][1])]
+    assert "1038 characters long, at most 512" in problems[0][1]
 
 
 def test_every_problem_is_reported_at_once() -> None:
@@ -377,9 +381,18 @@ def test_evaluated_prefix_of_512_characters_is_fine() -> None:
     assert len(split_key(key)[0]) == 512
 
 
-def test_evaluated_prefix_over_512_characters_raises() -> None:
-    with pytest.raises(KeyTooLongError, match="513 characters"):
-        key_format(prefix="x" * (513 - 14)).object_key(ARRIVAL_2026)
+def test_prefix_that_always_evaluates_over_512_characters_is_refused_at_config_time() -> None:
+    (problem,) = prefix_problems("x" * (513 - 14), None)
+    assert problem[0] == "Prefix" and "513 characters" in problem[1]
+    with pytest.raises(KeyFormatError):
+        key_format(prefix="x" * (513 - 14))
+    # The widest timestamp text counts: September and Wednesday are the longest names.
+    assert prefix_problems(
+        "x" * (512 - 8) + "!{timestamp:MMMM}", "e/!{firehose:error-output-type}/"
+    )
+    assert not prefix_problems(
+        "x" * (512 - 9) + "!{timestamp:MMMM}", "e/!{firehose:error-output-type}/"
+    )
 
 
 def test_partition_key_values_can_push_the_prefix_over_512() -> None:
