@@ -32,7 +32,9 @@ from firehose.compression import CODECS
 from firehose.keys import file_extension_problems, prefix_problems
 
 STREAM_NAME_PATTERN = r"^[a-zA-Z0-9_.-]{1,64}$"
-BUCKET_ARN_PATTERN = re.compile(r"^arn:[^:]*:s3:::([\w.\-]{1,255})$")
+BUCKET_ARN_PATTERN = re.compile(r"^arn:[^:]*:s3:::([\w.\-]{1,255})$", re.ASCII)
+ROLE_ARN_PATTERN = re.compile(r"^arn:.*:iam::\d{12}:role/\S+$", re.ASCII)
+TIME_ZONE_PATTERN = re.compile(r"^[a-zA-Z/_]{1,50}$")
 UNSUPPORTED_DESTINATIONS = (
     "RedshiftDestinationConfiguration",
     "ElasticsearchDestinationConfiguration",
@@ -110,12 +112,10 @@ class BufferingHints(_Model):
         return self.size_in_mbs * 1024 * 1024
 
 
-def _enabled(section: Any) -> bool:
-    return isinstance(section, dict) and section.get("Enabled", section.get("enabled")) in (
-        True,
-        "true",
-        "True",
-    )
+def _explicitly_disabled(section: Any) -> bool:
+    """True only for `Enabled: false`: AWS's model turns a section without `Enabled` on."""
+    flag = section.get("Enabled", section.get("enabled")) if isinstance(section, dict) else None
+    return flag in (False, "false", "False")
 
 
 class ExtendedS3Destination(_Model):
@@ -233,10 +233,22 @@ class ExtendedS3Destination(_Model):
     @classmethod
     def _check_time_zone(cls, value: str | None) -> str | None:
         if value:
+            if not TIME_ZONE_PATTERN.match(value):
+                raise ValueError(
+                    "must be an IANA time zone name of letters, / and _ (at most 50), "
+                    "such as Asia/Tokyo"
+                )
             try:
                 ZoneInfo(value)
             except (ZoneInfoNotFoundError, ValueError):
                 raise ValueError("must be an IANA time zone name such as Asia/Tokyo") from None
+        return value or None
+
+    @field_validator("role_arn")
+    @classmethod
+    def _check_role_arn(cls, value: str | None) -> str | None:
+        if value and not ROLE_ARN_PATTERN.match(value):
+            raise ValueError("must look like arn:aws:iam::123456789012:role/<name>")
         return value or None
 
     @field_validator("endpoint_url")
@@ -253,8 +265,10 @@ class ExtendedS3Destination(_Model):
     )
     @classmethod
     def _not_enabled_yet(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
-        if _enabled(value):
-            raise ValueError("is not supported by this version yet: set Enabled to false")
+        if value is not None and not _explicitly_disabled(value):
+            raise ValueError(
+                "is not supported by this version yet: remove it or set Enabled to false"
+            )
         return value
 
     @field_validator("s3_backup_mode", mode="before")

@@ -26,6 +26,8 @@ from firehose.config import (
 
 # ---- problems ----------------------------------------------------------------------------------
 
+# JSON is YAML too: a CreateDeliveryStream body saved from the CLI loads as is.
+CONFIG_SUFFIXES = (".yaml", ".yml", ".json")
 _MISSING: Any = object()
 
 
@@ -290,9 +292,9 @@ def _yaml_problem(exc: yaml.YAMLError) -> str:
 
 
 def config_files(path: Path) -> list[Path]:
-    """The YAML files a `--config` path names: the file itself, or a folder's *.yaml / *.yml."""
+    """The files a `--config` path names: the file itself, or a folder's *.yaml, *.yml, *.json."""
     if path.is_dir():
-        return sorted(p for p in path.iterdir() if p.suffix in (".yaml", ".yml") and p.is_file())
+        return sorted(p for p in path.iterdir() if p.suffix in CONFIG_SUFFIXES and p.is_file())
     return [path]
 
 
@@ -329,7 +331,7 @@ def load_configs(path: Path) -> list[DeliveryStreamConfig]:
     except OSError as exc:
         raise ConfigError([_file_problem(path, f"cannot be read: {exc.strerror}")]) from None
     if not files:
-        raise ConfigError([_file_problem(path, "holds no .yaml or .yml file")])
+        raise ConfigError([_file_problem(path, "holds no .yaml, .yml or .json file")])
     problems: list[ConfigProblem] = []
     streams: list[DeliveryStreamConfig] = []
     defined_in: dict[str, str] = {}

@@ -261,6 +261,8 @@ def file_extension_problems(ext: str | None) -> list[str]:
     problems = []
     if not ext.startswith("."):
         problems.append(f"got {ext!r}, must start with '.'")
+    elif len(ext) == 1:
+        problems.append("got '.', needs at least one character after the '.'")
     if len(ext) > MAX_FILE_EXTENSION:
         problems.append(f"is {len(ext)} characters long, at most {MAX_FILE_EXTENSION} are allowed")
     bad = sorted(set(ext) - FILE_EXTENSION_CHARACTERS)

@@ -676,10 +676,19 @@ def test_duplicate_stream_names_across_files(tmp_path: Path) -> None:
 
 def test_folder_without_yaml(tmp_path: Path) -> None:
     write(tmp_path, "notes.txt", "nothing here")
-    write(tmp_path, "stream.json", "{}")
+    write(tmp_path, "stream.conf", "{}")
     problem = only_problem(tmp_path)
     assert problem.file == str(tmp_path)
-    assert str(problem) == f"{tmp_path}: holds no .yaml or .yml file"
+    assert str(problem) == f"{tmp_path}: holds no .yaml, .yml or .json file"
+
+
+def test_folder_reads_a_json_create_delivery_stream_body(tmp_path: Path) -> None:
+    body = {
+        "DeliveryStreamName": "from-json",
+        "ExtendedS3DestinationConfiguration": {"BucketARN": "arn:aws:s3:::b"},
+    }
+    write(tmp_path, "stream.json", json.dumps(body))
+    assert [s.name for s in load_configs(tmp_path)] == ["from-json"]
 
 
 def test_folder_reads_yaml_and_yml_in_name_order(tmp_path: Path) -> None:
@@ -781,3 +790,41 @@ def test_duplicate_names_within_one_file(tmp_path: Path) -> None:
 def test_repository_configs_load() -> None:
     configs = Path(__file__).resolve().parent.parent / "configs"
     assert [s.name for s in load_configs(configs)] == ["local-events"]
+
+
+@pytest.mark.parametrize(
+    ("fields", "field", "says"),
+    [
+        (
+            {"DataFormatConversionConfiguration": {"OutputFormatConfiguration": {}}},
+            "DataFormatConversionConfiguration",
+            "not supported by this version yet",
+        ),
+        (
+            {"ProcessingConfiguration": {"Processors": []}},
+            "ProcessingConfiguration",
+            "set Enabled to false",
+        ),
+        ({"RoleARN": "not-an-arn"}, "RoleARN", "arn:aws:iam::"),
+        ({"CustomTimeZone": "Etc/GMT+9"}, "CustomTimeZone", "letters, / and _"),
+        ({"FileExtension": "."}, "FileExtension", "at least one character after"),
+        ({"BucketARN": "arn:aws:s3:::bücket"}, "BucketARN", "arn:aws:s3:::"),
+    ],
+)
+def test_api_model_constraints(
+    tmp_path: Path, fields: dict[str, Any], field: str, says: str
+) -> None:
+    """A section without `Enabled` is on, as AWS's model has it; patterns are the model's."""
+    problem = only_problem(write_body(tmp_path, with_s3(**fields)))
+    assert problem.field == f"ExtendedS3DestinationConfiguration.{field}"
+    assert says in problem.allowed
+
+
+def test_explicitly_disabled_sections_load(tmp_path: Path) -> None:
+    body = with_s3(
+        DataFormatConversionConfiguration={"Enabled": False},
+        ProcessingConfiguration={"Enabled": False, "Processors": []},
+        DynamicPartitioningConfiguration={"Enabled": False},
+        RoleARN="arn:aws:iam::123456789012:role/firehose",
+    )
+    assert load_one(write_body(tmp_path, body)).name
