@@ -6,7 +6,7 @@ Patterns are compiled once into formatter functions; formatting an instant is th
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from functools import lru_cache
 
 Formatter = Callable[[datetime], str]
@@ -17,6 +17,16 @@ _MONTHS = (
 )  # fmt: skip
 _WEEKDAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
 _SUPPORTED_LETTERS = "y Y u M L d D E a H h K k m s S w Z X x"
+
+
+def _us_week(moment: datetime) -> tuple[int, int]:
+    """(week-based year, week): weeks start on Sunday and week 1 is the one holding January 1."""
+    day = moment.date()
+    sunday = day - timedelta(days=(day.weekday() + 1) % 7)
+    year = (sunday + timedelta(days=6)).year
+    january_first = date(year, 1, 1)
+    first_sunday = january_first - timedelta(days=(january_first.weekday() + 1) % 7)
+    return year, (sunday - first_sunday).days // 7 + 1
 
 
 def _number(field: Callable[[datetime], int], count: int) -> Formatter:
@@ -62,9 +72,9 @@ def _fraction(count: int) -> Formatter:
 _LETTERS: dict[str, tuple[int, Callable[[int], Formatter | None]]] = {
     "y": (19, lambda n: _year(lambda m: m.year, n)),
     "u": (19, lambda n: _year(lambda m: m.year, n)),
-    # week-based year and week use ISO weeks (Monday first, 4-day first week), not a locale's.
-    "Y": (19, lambda n: _year(lambda m: m.isocalendar().year, n)),
-    "w": (2, lambda n: _number(lambda m: m.isocalendar().week, n)),
+    # Week-based year and week as Java counts them in the US locale (AWS's).
+    "Y": (19, lambda n: _year(lambda m: _us_week(m)[0], n)),
+    "w": (2, lambda n: _number(lambda m: _us_week(m)[1], n)),
     "M": (5, lambda n: _number(lambda m: m.month, n) if n <= 2 else _month_text(n)),
     "L": (5, lambda n: _number(lambda m: m.month, n) if n <= 2 else _month_text(n)),
     "d": (2, lambda n: _number(lambda m: m.day, n)),
@@ -183,7 +193,8 @@ def java_pattern_problems(pattern: str) -> list[str]:
 def format_java_timestamp(pattern: str, moment: datetime) -> str:
     """Format `moment` like Java's `DateTimeFormatter.ofPattern(pattern)` in English.
 
-    `w` and `Y` use ISO weeks. A naive `moment` counts as UTC for the offset letters.
+    `w` and `Y` count US weeks (Sunday first, week 1 holds January 1). A naive `moment`
+    counts as UTC for the offset letters.
     """
     formatters, problems = compile_java_pattern(pattern)
     if problems:

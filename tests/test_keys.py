@@ -439,7 +439,7 @@ def test_invalid_file_extensions(extension: str, message: str) -> None:
 
 # ---- Java DateTimeFormatter subset --------------------------------------------------------------
 
-MOMENT = datetime(2018, 8, 27, 10, 30, 5, 123456, tzinfo=UTC)  # a Monday, day 239, ISO week 35
+MOMENT = datetime(2018, 8, 27, 10, 30, 5, 123456, tzinfo=UTC)  # a Monday, day 239, week 35
 
 
 @pytest.mark.parametrize(
@@ -480,10 +480,12 @@ def test_small_days_and_afternoon() -> None:
     assert format_java_timestamp("k", moment.replace(hour=0)) == "24"
 
 
-def test_week_is_iso_at_year_boundaries() -> None:
-    # 2027-01-01 is a Friday: ISO week 53 of week-based year 2026.
-    assert format_java_timestamp("YYYY-ww", datetime(2027, 1, 1, tzinfo=UTC)) == "2026-53"
-    assert format_java_timestamp("yyyy-w", datetime(2027, 1, 4, tzinfo=UTC)) == "2027-1"
+def test_weeks_are_counted_as_java_does_in_the_us_locale() -> None:
+    # Values printed by JDK 17's DateTimeFormatter.ofPattern(p, Locale.US).
+    assert format_java_timestamp("ww", datetime(2026, 11, 29, tzinfo=UTC)) == "49"  # a Sunday
+    assert format_java_timestamp("YYYY ww", datetime(2026, 12, 31, tzinfo=UTC)) == "2027 01"
+    assert format_java_timestamp("YYYY-w", datetime(2027, 1, 4, tzinfo=UTC)) == "2027-2"
+    assert format_java_timestamp("YYYY-w", datetime(2027, 1, 2, tzinfo=UTC)) == "2027-1"
 
 
 def test_offsets_outside_utc() -> None:
