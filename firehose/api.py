@@ -9,7 +9,6 @@ import binascii
 import logging
 import os
 import re
-import time
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, Protocol
@@ -83,9 +82,20 @@ def _blob_repr(size: int) -> str:
 
 def _expect(body: dict[str, Any], key: str, kind: type | tuple[type, ...]) -> Any:
     value = body.get(key)
-    if value is not None and not isinstance(value, kind):
+    # bool is an int to Python, not to JSON.
+    if value is not None and (not isinstance(value, kind) or isinstance(value, bool)):
         raise SerializationError(f"{key} has the wrong JSON type")
     return value
+
+
+def _limit_problems(limit: int | None) -> list[str]:
+    if limit is None:
+        return []
+    if limit < 1:
+        return [_violation(limit, "limit", "Member must have value greater than or equal to 1")]
+    if limit > 10000:
+        return [_violation(limit, "limit", "Member must have value less than or equal to 10000")]
+    return []
 
 
 def _stream_name_problems(name: Any, path: str = "deliveryStreamName") -> list[str]:
@@ -124,21 +134,19 @@ def _decode_one(item: Any, path: str) -> bytes | str:
 
 def _decode_records(items: list[Any], path: str) -> tuple[list[bytes], list[str]]:
     """Decode every record's base64 once; (records, validation problems)."""
+    problems: list[str] = []
     try:
         records = [b64decode(item["Data"], validate=True) for item in items]
     except Exception:
         # The slow path only runs for a bad request, to say exactly what is wrong where.
-        records, problems = [], []
+        records = []
         for index, item in enumerate(items, 1):
             member = f"{path}.{index}.member" if path == "records" else path
             decoded = _decode_one(item, member)
             if isinstance(decoded, str):
                 problems.append(decoded)
-            else:
-                records.append(decoded)
-        if problems:
-            return records, problems
-    problems = []
+                decoded = b""  # keeps the indexes of the size check below right
+            records.append(decoded)
     if records and max(map(len, records)) > MAX_RECORD_BYTES:
         for index, record in enumerate(records, 1):
             if len(record) > MAX_RECORD_BYTES:
@@ -313,10 +321,7 @@ class FirehoseApi:
         name = _expect(body, "DeliveryStreamName", str)
         limit = _expect(body, "Limit", int)
         problems = _stream_name_problems(name)
-        if limit is not None and not 1 <= limit <= 10000:
-            problems.append(
-                _violation(limit, "limit", "Member must have value between 1 and 10000")
-            )
+        problems += _limit_problems(limit)
         if problems:
             raise ValidationError.from_problems(problems)
         stream = self._stream(name)
@@ -334,10 +339,7 @@ class FirehoseApi:
         start = _expect(body, "ExclusiveStartDeliveryStreamName", str)
         kind = _expect(body, "DeliveryStreamType", str)
         problems = []
-        if limit is not None and not 1 <= limit <= 10000:
-            problems.append(
-                _violation(limit, "limit", "Member must have value between 1 and 10000")
-            )
+        problems += _limit_problems(limit)
         if kind is not None and kind not in STREAM_TYPES:
             problems.append(
                 _violation(
@@ -369,7 +371,3 @@ OPERATIONS: dict[str, Handler] = {
     "DescribeDeliveryStream": FirehoseApi.describe_delivery_stream,
     "ListDeliveryStreams": FirehoseApi.list_delivery_streams,
 }
-
-
-def started_at() -> float:
-    return time.time()

@@ -309,3 +309,24 @@ async def test_boto3_client_works_unchanged(api: Api) -> None:
     await asyncio.to_thread(produce)
     await api.service.streams["events"].close(timeout=5)
     assert api.destination.data == b"".join(b"%d\n" % i for i in range(100)) + b"one\n"
+
+
+async def test_limit_checks_use_aws_wording_and_json_types(api: Api) -> None:
+    status, body = await api.call("ListDeliveryStreams", {"Limit": 10001})
+    assert_error(status, body, "ValidationException", contains="less than or equal to 10000")
+    status, body = await api.call(
+        "DescribeDeliveryStream", {"DeliveryStreamName": "events", "Limit": 0}
+    )
+    assert_error(status, body, "ValidationException", contains="greater than or equal to 1")
+    status, body = await api.call("ListDeliveryStreams", {"Limit": True})
+    assert_error(status, body, "SerializationException", contains="Limit")
+
+
+async def test_every_bad_record_is_reported_in_one_answer(api: Api) -> None:
+    records = [{"Data": b64(b"ok")}, {}, {"Data": b64(b"a" * 1_024_001)}]
+    status, body = await api.call(
+        "PutRecordBatch", {"DeliveryStreamName": "events", "Records": records}
+    )
+    assert_error(status, body, "ValidationException", contains="2 validation errors detected")
+    assert "'records.2.member.data'" in body["message"]
+    assert "'records.3.member.data'" in body["message"]
