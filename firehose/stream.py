@@ -35,6 +35,13 @@ log = logging.getLogger(__name__)
 READ_BYTES = 16 * 1024 * 1024
 
 
+def log_directory(data_dir: Path, stream_name: str) -> Path:
+    """Where a stream's log lives. `.` and `..` are valid stream names but not folder names."""
+    if set(stream_name) == {"."}:
+        stream_name = stream_name.replace(".", "%2E")
+    return data_dir / "streams" / stream_name
+
+
 def now_ms() -> int:
     return time.time_ns() // 1_000_000
 
@@ -69,7 +76,7 @@ class DeliveryStream:
         self.config = config
         self.name = config.name
         self.destination = destination
-        self.wal = WriteAheadLog(data_dir / "streams" / config.name, segment_bytes=segment_bytes)
+        self.wal = WriteAheadLog(log_directory(data_dir, config.name), segment_bytes=segment_bytes)
         self.max_undelivered_bytes = max_undelivered_bytes
         self.size_bytes = config.s3.buffering_hints.size_bytes
         self.interval_ms = config.s3.buffering_hints.interval_in_seconds * 1000

@@ -124,3 +124,14 @@ async def test_put_after_close_is_refused(tmp_path: Path) -> None:
     await stream.close(timeout=1)
     with pytest.raises(ServiceUnavailableError):
         await stream.put(records(1))
+
+
+@pytest.mark.parametrize("name", [".", ".."])
+async def test_dot_names_get_a_log_of_their_own(tmp_path: Path, name: str) -> None:
+    stream, dest = memory_stream(tmp_path / "data", name=name, interval=0)
+    await stream.open()
+    await stream.put(records(2))
+    await dest.wait_for_records(2)
+    await stream.close(timeout=5)
+    assert stream.wal.directory.parent == tmp_path / "data" / "streams"
+    assert sorted(p.name for p in (tmp_path / "data").iterdir()) == ["streams"]
