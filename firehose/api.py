@@ -180,6 +180,7 @@ class FirehoseApi:
         streams = {
             name: {
                 "accepting": stream.accepting,
+                "delivering": stream.delivering,
                 "undelivered_bytes": stream.undelivered_bytes,
                 "delivered_records": stream.counters.delivered_records,
                 "last_error": stream.counters.last_error,

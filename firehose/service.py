@@ -69,11 +69,16 @@ class Service:
         """Flush and deliver every stream; True if nothing was left behind in a log."""
         self.ready = False
         timeout = self.settings.shutdown_timeout_seconds
-        results = await asyncio.gather(*(s.close(timeout) for s in self.streams.values()))
+        results = await asyncio.gather(
+            *(s.close(timeout) for s in self.streams.values()), return_exceptions=True
+        )
+        for stream, result in zip(self.streams.values(), results, strict=True):
+            if isinstance(result, BaseException):
+                log.error("stream %s: shutdown failed: %r", stream.name, result)
         if self._runner is not None:
             await self._runner.cleanup()
         self.encoder.shutdown(wait=True)
-        return all(results)
+        return all(result is True for result in results)
 
 
 def _settle_garbage_collector() -> None:
@@ -108,7 +113,10 @@ async def serve(settings: Settings) -> int:
         raise start.exception()  # type: ignore[misc]
     await stopping.wait()
     log.info("shutting down: flushing every buffer")
-    await start
+    try:
+        await start
+    except Exception:
+        log.exception("start-up failed; stopping what did start")
     delivered_all = await service.stop()
     log.info("stopped%s", "" if delivered_all else "; undelivered records stay in the log")
     return 0

@@ -30,8 +30,6 @@ from firehose.wal import RecoveryReport, WriteAheadLog
 
 log = logging.getLogger(__name__)
 
-# Read the log in slices: a batch's frames pin the buffer they were read into, so big reads
-# would keep two buffers' worth alive while one batch is delivered and the next is cut.
 READ_BYTES = 16 * 1024 * 1024
 
 
@@ -127,6 +125,8 @@ class DeliveryStream:
                 self._task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await self._task
+            except Exception:
+                log.exception("stream %s: delivery failed during shutdown", self.name)
             delivered_all = self.wal.delivered_seq >= self.wal.next_seq - 1
         await self.destination.close()
         await self.wal.close()
@@ -177,10 +177,37 @@ class DeliveryStream:
     # -- delivery -------------------------------------------------------------------------
 
     async def _deliver_loop(self) -> None:
+        """Deliver until closed. An unexpected failure (a log read, a bug in a destination)
+        restarts delivery from the delivered watermark after a pause: at-least-once, never
+        a silently dead stream."""
+        pause = 1.0
+        while True:
+            try:
+                await self._deliver_from_log()
+                return
+            except DeliveryError as exc:
+                if self._closing and not exc.retriable:
+                    return  # shutdown gave up on it: the records stay in the log
+                self._note_failure(exc)
+            except Exception as exc:
+                self._note_failure(exc)
+            log.info("stream %s: delivery restarts from the delivered watermark in %.0f s",
+                     self.name, pause)  # fmt: skip
+            await asyncio.sleep(pause)
+            pause = min(pause * 2, 30.0)
+
+    def _note_failure(self, exc: Exception) -> None:
+        self.counters.delivery_failures += 1
+        self.counters.last_error = f"{type(exc).__name__}: {exc}"
+        log.error("stream %s: delivery failed: %s", self.name, exc, exc_info=exc)
+
+    async def _deliver_from_log(self) -> None:
         reader = self.wal.reader()
-        builder = BatchBuilder(self.size_bytes, reader.after_seq)
+        builder = BatchBuilder(self.size_bytes, reader.after_seq, object_id=self.wal.object_id)
         while True:
             self._wakeup.clear()
+            # Reads of up to a whole buffer: a read's frames pin its buffer, so smaller reads
+            # would not lower the peak much, and larger ones are fewer round trips.
             frames = await reader.read(
                 max(self.size_bytes - builder.current.size_bytes, READ_BYTES)
             )
@@ -212,9 +239,9 @@ class DeliveryStream:
             await asyncio.wait_for(self._wakeup.wait(), timeout)
 
     async def _deliver(self, batch: Batch) -> None:
-        """Deliver `batch`, retrying with backoff until the destination takes it."""
+        """Deliver `batch` and record it delivered, retrying with backoff until both succeed."""
         async for attempt in AsyncRetrying(
-            retry=retry_if_exception_type(DeliveryError),
+            retry=retry_if_exception_type((DeliveryError, WalError)),
             wait=wait_exponential(multiplier=0.5, max=30) + wait_random(0, 0.5),
             stop=self._stop_retrying,
             before_sleep=self._log_retry,
@@ -222,24 +249,37 @@ class DeliveryStream:
         ):
             with attempt:
                 await self.destination.deliver(batch)
-        await self.wal.mark_delivered(batch.last_seq)
+                # Retried with the delivery: a rewrite of the same key is harmless.
+                await self.wal.mark_delivered(batch.last_seq)
         self.undelivered_bytes -= batch.size_bytes
         self.counters.delivered_records += batch.record_count
         self.counters.delivered_bytes += batch.size_bytes
         self.counters.delivered_objects += 1
+        self.counters.last_error = None
 
     def _stop_retrying(self, state: RetryCallState) -> bool:
-        # Nothing acknowledged is dropped for age: a stream retries until shutdown gives up.
-        return self._give_up
+        # Nothing acknowledged is dropped for age: a stream retries until shutdown gives up,
+        # and at shutdown it does not wait out its timeout on an error retrying cannot fix.
+        error = state.outcome.exception() if state.outcome else None
+        permanent = isinstance(error, DeliveryError) and not error.retriable
+        return self._give_up or (self._closing and permanent)
 
     def _log_retry(self, state: RetryCallState) -> None:
         error = state.outcome.exception() if state.outcome else None
         self.counters.delivery_failures += 1
         self.counters.last_error = str(error)
-        log.warning(
-            "stream %s: delivery to %s failed (attempt %d), retrying: %s",
+        permanent = isinstance(error, DeliveryError) and not error.retriable
+        log.log(
+            logging.ERROR if permanent else logging.WARNING,
+            "stream %s: delivery to %s failed (attempt %d), retrying%s: %s",
             self.name,
             self.destination.kind,
             state.attempt_number,
+            " although it looks permanent" if permanent else "",
             error,
         )
+
+    @property
+    def delivering(self) -> bool:
+        """Whether the delivery task is running (False before open and after close)."""
+        return self._task is not None and not self._task.done()

@@ -19,6 +19,8 @@ class MemoryDestination:
         self.attempts: list[str] = []
         self.failures_left = 0
         self.fail_forever = False
+        self.error: Exception = DeliveryError("destination down (test)")
+        self.unexpected: Exception | None = None  # raised once, as a bug in a destination would
         self.open = asyncio.Event()
         self.open.set()
         self.changed = asyncio.Event()
@@ -31,9 +33,12 @@ class MemoryDestination:
     async def deliver(self, batch: Batch) -> None:
         self.attempts.append(batch.object_id)
         await self.open.wait()
+        if self.unexpected is not None:
+            error, self.unexpected = self.unexpected, None
+            raise error
         if self.fail_forever or self.failures_left > 0:
             self.failures_left -= 1
-            raise DeliveryError("destination down (test)")
+            raise self.error
         self.delivered.append((batch.object_id, b"".join(batch.chunks()), batch.record_count))
         self.changed.set()
 

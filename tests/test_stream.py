@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from firehose.errors import ServiceUnavailableError
+from firehose.errors import DeliveryError, ServiceUnavailableError, WalError
+from firehose.wal import WriteAheadLog
 from tests.factories import memory_stream
 
 MIB = 1024 * 1024
@@ -135,3 +136,77 @@ async def test_dot_names_get_a_log_of_their_own(tmp_path: Path, name: str) -> No
     await stream.close(timeout=5)
     assert stream.wal.directory.parent == tmp_path / "data" / "streams"
     assert sorted(p.name for p in (tmp_path / "data").iterdir()) == ["streams"]
+
+
+async def test_an_unexpected_error_restarts_delivery_instead_of_killing_it(tmp_path: Path) -> None:
+    stream, dest = memory_stream(tmp_path, interval=0)
+    dest.unexpected = RuntimeError("a bug in a destination")
+    await stream.open()
+    await stream.put(records(4))
+    await dest.wait_for_records(4, timeout=10)
+    assert stream.delivering
+    assert stream.counters.delivery_failures == 1
+    await stream.put(records(2, start=4))
+    await dest.wait_for_records(6, timeout=10)
+    assert dest.data == b"".join(records(6))
+    assert await stream.close(timeout=5)
+
+
+async def test_a_failed_watermark_write_is_retried(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    stream, dest = memory_stream(tmp_path, interval=0)
+    await stream.open()
+    real = stream.wal._write_watermark
+    failures = [OSError(28, "No space left on device")]
+
+    def flaky(seq: int) -> None:
+        if failures:
+            raise failures.pop()
+        real(seq)
+
+    monkeypatch.setattr(stream.wal, "_write_watermark", flaky)
+    await stream.put(records(3))
+    for _ in range(100):
+        if stream.wal.delivered_seq == 3:
+            break
+        await asyncio.sleep(0.05)
+    assert stream.wal.delivered_seq == 3
+    assert len({object_id for object_id, _, _ in dest.delivered}) == 1  # rewritten, same key
+    assert await stream.close(timeout=5)
+
+
+async def test_shutdown_does_not_wait_out_an_error_retrying_cannot_fix(tmp_path: Path) -> None:
+    stream, dest = memory_stream(tmp_path, interval=0)
+    dest.fail_forever = True
+    dest.error = DeliveryError("NoSuchBucket (test)", retriable=False)
+    await stream.open()
+    await stream.put(records(1))
+    await asyncio.sleep(0.2)
+    # The hour-long timeout must not be waited out: the guard only catches a hang.
+    assert not await asyncio.wait_for(stream.close(timeout=3600), 60)
+
+
+async def test_a_batch_cut_again_after_a_restart_keeps_its_object_id(tmp_path: Path) -> None:
+    stream, dest = memory_stream(tmp_path, interval=0)
+    dest.open.clear()  # the upload hangs, as when S3 never answers
+    await stream.open()
+    await stream.put(records(5))
+    await asyncio.sleep(0.2)
+    assert not await stream.close(timeout=0.3)
+    (first_attempt,) = set(dest.attempts)
+
+    again, dest2 = memory_stream(tmp_path, interval=0)
+    await again.open()
+    await dest2.wait_for_records(5)
+    assert dest2.delivered[0][0] == first_attempt  # same key: it overwrites, no duplicate
+    await again.close(timeout=5)
+
+
+async def test_a_second_process_cannot_open_the_same_log(tmp_path: Path) -> None:
+    stream, _ = memory_stream(tmp_path)
+    await stream.open()
+    with pytest.raises(WalError, match="in use by another firehose process"):
+        WriteAheadLog(stream.wal.directory).open()
+    await stream.close(timeout=1)
+    WriteAheadLog(stream.wal.directory).open()  # free again once closed
