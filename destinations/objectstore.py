@@ -10,7 +10,6 @@ import asyncio
 import contextlib
 import logging
 import os
-import uuid
 from contextlib import AsyncExitStack
 from pathlib import Path
 from typing import Any, Protocol
@@ -26,6 +25,7 @@ from tenacity import (
     wait_random,
 )
 
+from firehose.durable import replace_durably
 from firehose.errors import DeliveryError
 from firehose.loopthread import LoopThread
 
@@ -74,11 +74,11 @@ class LocalObjectStore:
         return None
 
     async def put(self, bucket: str, key: str, body: bytes) -> None:
-        path = (self.root / bucket / key).resolve()
-        if not path.is_relative_to(self.root / bucket):
-            raise DeliveryError(f"key {key!r} leaves the bucket folder", retriable=False)
+        # S3 keys may hold `.` and `..` segments; a folder may not, so they are escaped.
+        segments = [_escape_dots(segment) for segment in key.split("/")]
+        path = self.root.joinpath(bucket, *segments)
         try:
-            await asyncio.get_running_loop().run_in_executor(None, _write_atomically, path, body)
+            await asyncio.get_running_loop().run_in_executor(None, replace_durably, path, body)
         except OSError as exc:
             raise DeliveryError(f"cannot write {path}: {exc}", code="Local.IOError") from exc
 
@@ -86,17 +86,8 @@ class LocalObjectStore:
         return None
 
 
-def _write_atomically(path: Path, body: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-    try:
-        with tmp.open("wb") as handle:
-            handle.write(body)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+def _escape_dots(segment: str) -> str:
+    return segment.replace(".", "%2E") if segment and set(segment) == {"."} else segment
 
 
 def _is_retriable(exc: BaseException) -> bool:
@@ -209,19 +200,25 @@ class S3ObjectStore:
                 return {"PartNumber": number, "ETag": answer["ETag"]}
 
         try:
-            parts = await asyncio.gather(
-                *(upload(n, start) for n, start in enumerate(range(0, len(body), PART_SIZE), 1))
-            )
+            # A task group cancels the other parts as soon as one fails, so none is still
+            # being written when the upload is aborted.
+            async with asyncio.TaskGroup() as group:
+                uploads = [
+                    group.create_task(upload(number, start))
+                    for number, start in enumerate(range(0, len(body), PART_SIZE), 1)
+                ]
             await self._call(
                 "CompleteMultipartUpload",
                 bucket,
                 key,
                 UploadId=upload_id,
-                MultipartUpload={"Parts": parts},
+                MultipartUpload={"Parts": [task.result() for task in uploads]},
             )
-        except BaseException:
+        except BaseException as exc:
             with contextlib.suppress(DeliveryError):
                 await self._call("AbortMultipartUpload", bucket, key, UploadId=upload_id)
+            if isinstance(exc, BaseExceptionGroup):
+                raise exc.exceptions[0] from None
             raise
 
     async def close(self) -> None:

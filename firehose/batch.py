@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from bisect import bisect_right
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from itertools import accumulate
 
@@ -73,10 +73,19 @@ class Batch:
 class BatchBuilder:
     """Cuts frames into batches of at most `max_bytes` of record data (at least one record)."""
 
-    def __init__(self, max_bytes: int, after_seq: int) -> None:
+    def __init__(
+        self,
+        max_bytes: int,
+        after_seq: int,
+        *,
+        object_id: Callable[[int], str] | None = None,
+    ) -> None:
         self.max_bytes = max_bytes
         self.after_seq = after_seq  # the last seq already taken into a batch
         self.current = Batch()
+        # Derived from the batch's first seq, so the batch cut again after a restart gets the
+        # same object key and overwrites what an interrupted delivery may have written.
+        self._object_id = object_id
 
     def add(self, frame: Frame) -> list[Batch]:
         """Take `frame`'s new records; returns the batches that became full."""
@@ -107,6 +116,8 @@ class BatchBuilder:
 
     def seal(self) -> Batch:
         batch, self.current = self.current, Batch()
+        if self._object_id is not None:
+            batch.object_id = self._object_id(batch.first_seq)
         return batch
 
     @property

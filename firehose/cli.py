@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import argparse
 import logging
+import signal
 import sys
 from pathlib import Path
 from typing import Any
 
 from firehose.config_load import ConfigError, load_configs
+from firehose.errors import WalError
 from firehose.settings import Settings, SettingsError, load_settings
 
 
@@ -55,6 +57,8 @@ def main(argv: list[str] | None = None) -> int:
             for stream in streams:
                 print(f"{stream.name}: ok")
             return 0
+        # Until the service installs its own handler, SIGTERM means: stop, nothing to flush.
+        signal.signal(signal.SIGTERM, _exit_quietly)
         from firehose.service import run
 
         return run(settings)
@@ -62,6 +66,13 @@ def main(argv: list[str] | None = None) -> int:
         for problem in exc.problems:
             print(problem, file=sys.stderr)
         return 1
+    except WalError as exc:
+        print(f"cannot start: {exc}", file=sys.stderr)
+        return 1
+
+
+def _exit_quietly(signum: int, frame: object) -> None:
+    raise SystemExit(0)
 
 
 if __name__ == "__main__":

@@ -19,17 +19,22 @@ and the segment is cut back to its last valid frame: the service never crash-loo
 from __future__ import annotations
 
 import asyncio
+import fcntl
+import hashlib
 import logging
 import os
 import struct
 import sys
-import zlib
+import uuid
 from array import array
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from isal.isal_zlib import crc32  # zlib's CRC-32, 15x faster: 0.07 ms for a 4 MB put
+
+from firehose.durable import fsync_directory, replace_durably
 from firehose.errors import WalError
 
 log = logging.getLogger(__name__)
@@ -40,6 +45,8 @@ HEADER_SIZE = HEADER.size  # 32
 MAX_PAYLOAD = 64 * 1024 * 1024
 SEGMENT_SUFFIX = ".wal"
 WATERMARK_FILE = "delivered"
+LOCK_FILE = "lock"
+LOG_ID_FILE = "log-id"
 READ_CHUNK = 8 * 1024 * 1024
 
 
@@ -98,7 +105,7 @@ def encode_frame(first_seq: int, arrival_ms: int, records: list[bytes]) -> bytes
     # One join and one crc over the whole payload: per-record crc calls cost 3x as much.
     payload = b"".join([lengths.tobytes(), *records])
     tail = HEADER.pack(MAGIC, len(payload), 0, first_seq, len(records), arrival_ms)[12:]
-    crc = zlib.crc32(payload, zlib.crc32(tail))
+    crc = crc32(payload, crc32(tail))
     return b"".join([struct.pack("<4sII", MAGIC, len(payload), crc), tail, payload])
 
 
@@ -112,10 +119,7 @@ def _parse_at(buf: memoryview, pos: int) -> tuple[Frame, int] | None:
     end = pos + HEADER_SIZE + payload_len
     if end > len(buf):
         return None
-    if (
-        zlib.crc32(buf[pos + HEADER_SIZE : end], zlib.crc32(buf[pos + 12 : pos + HEADER_SIZE]))
-        != crc
-    ):
+    if crc32(buf[pos + HEADER_SIZE : end], crc32(buf[pos + 12 : pos + HEADER_SIZE])) != crc:
         return None
     body = pos + HEADER_SIZE
     lengths = array("I")
@@ -215,14 +219,6 @@ def _segment_name(first_seq: int) -> str:
     return f"{first_seq:020d}{SEGMENT_SUFFIX}"
 
 
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 class WriteAheadLog:
     """One stream's log. All methods but the `_sync_*` helpers run on the event loop's thread."""
 
@@ -243,12 +239,16 @@ class WriteAheadLog:
         self._syncer: asyncio.Task[None] | None = None
         self._failed: BaseException | None = None
         self._io = ThreadPoolExecutor(max_workers=1, thread_name_prefix="wal-fsync")
+        self._lock_fd: int | None = None
+        self._log_id = b""
 
     # -- opening --------------------------------------------------------------------------
 
     def open(self) -> RecoveryReport:
         """Read the watermark, drop delivered segments, check the rest. Blocking: use a thread."""
         self.directory.mkdir(parents=True, exist_ok=True)
+        self._lock()
+        self._log_id = self._read_or_create_log_id()
         self.delivered_seq = self._read_watermark()
         self._delivered_wanted = self.delivered_seq
         found = []
@@ -307,6 +307,36 @@ class WriteAheadLog:
                 os.fsync(handle.fileno())
         segment.size = valid_end
         return last_seq
+
+    def _lock(self) -> None:
+        """Refuse a second process on this log: it would deliver the same records again."""
+        fd = os.open(self.directory / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(fd)
+            raise WalError(
+                f"{self.directory} is in use by another firehose process: "
+                "give each instance its own --data-dir"
+            ) from None
+        self._lock_fd = fd
+
+    def _read_or_create_log_id(self) -> bytes:
+        path = self.directory / LOG_ID_FILE
+        try:
+            text = path.read_text().strip()
+            if len(text) == 32:
+                return bytes.fromhex(text)
+        except (OSError, ValueError):
+            pass
+        log_id = os.urandom(16)
+        replace_durably(path, log_id.hex().encode())
+        return log_id
+
+    def object_id(self, first_seq: int) -> str:
+        """A uuid4-shaped id fixed by this log and a batch's first seq (see BatchBuilder)."""
+        digest = hashlib.sha256(self._log_id + first_seq.to_bytes(8, "little")).digest()
+        return str(uuid.UUID(bytes=digest[:16], version=4))
 
     def _read_watermark(self) -> int:
         path = self.directory / WATERMARK_FILE
@@ -454,7 +484,7 @@ class WriteAheadLog:
         for fd in fds:
             os.fdatasync(fd)
         if new_segment:
-            _fsync_dir(self.directory)
+            fsync_directory(self.directory)
 
     # -- delivery watermark ---------------------------------------------------------------
 
@@ -481,20 +511,17 @@ class WriteAheadLog:
             await loop.run_in_executor(self._io, self._delete, [s.path for s in doomed])
 
     def _write_watermark(self, seq: int) -> None:
-        # Written to a temporary file, fsynced, renamed: the watermark is never torn, and it is
-        # durable before any segment below it is deleted.
-        tmp = self.directory / (WATERMARK_FILE + ".tmp")
-        with tmp.open("w") as handle:
-            handle.write(str(seq))
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, self.directory / WATERMARK_FILE)
-        _fsync_dir(self.directory)
+        # Never torn, and durable before any segment below it is deleted.
+        replace_durably(self.directory / WATERMARK_FILE, str(seq).encode())
 
     @staticmethod
     def _delete(paths: list[Path]) -> None:
+        # A segment that cannot be deleted costs disk, not data: its records are delivered.
         for path in paths:
-            path.unlink(missing_ok=True)
+            try:
+                path.unlink(missing_ok=True)
+            except OSError as exc:
+                log.error("write-ahead log: cannot delete delivered segment %s: %s", path, exc)
 
     # -- reading --------------------------------------------------------------------------
 
@@ -514,6 +541,9 @@ class WriteAheadLog:
                 segment.fd = None
         self._active = None
         self._io.shutdown(wait=True)
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)  # releases the flock
+            self._lock_fd = None
 
 
 class WalReader:

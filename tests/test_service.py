@@ -405,3 +405,17 @@ def test_size_and_interval_triggers_each_deliver_on_their_own(
     keys = s3_server.list_keys(bucket, "size/")
     assert len(keys) == 2
     assert sum(len(s3_server.get(bucket, k)) for k in keys) == 1500 * 1000
+
+
+def test_a_second_instance_on_the_same_data_dir_is_refused(
+    tmp_path: Path, service_dir: list[ServiceProcess]
+) -> None:
+    streams = [s3_stream("shared", "b", EndpointURL=f"file://{tmp_path / 's3'}")]
+    first = run_service(service_dir, tmp_path, streams)
+    second = ServiceProcess(tmp_path, streams)
+    service_dir.append(second)
+    second.start(wait=False)
+    assert second.proc is not None
+    assert second.proc.wait(30) == 1
+    assert "is in use by another firehose process" in second.log()
+    assert first.terminate() == 0
