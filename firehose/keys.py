@@ -11,7 +11,7 @@ import hashlib
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta, tzinfo
+from datetime import UTC, datetime, timedelta, timezone, tzinfo
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from firehose.javatime import (
@@ -243,14 +243,16 @@ def _evaluated_length_problems(prefix: str) -> list[tuple[str, str]]:
     which would block the stream for good. Without partition keys an evaluated prefix varies
     only with the time, by a few characters. (An ErrorOutputPrefix that long fails only error
     records, so it is left to delivery time, as AWS does.)"""
-    moment = datetime.fromtimestamp(_WIDEST_MOMENT_MS / 1000, UTC)
     parts = _parse_prefix(prefix).parts
     if not any(isinstance(part, _Timestamp) for part in parts):
         parts.append(_DEFAULT_TIMESTAMP)
-    try:
-        ObjectKeyFormat._evaluate(parts, moment, "0" * 36, "", {})
-    except KeyTooLongError as exc:
-        return [("Prefix", str(exc))]
+    # In UTC the offset letters print `Z`; elsewhere up to `-09:30`.
+    for zone in (UTC, timezone(-timedelta(hours=9, minutes=30))):
+        moment = datetime.fromtimestamp(_WIDEST_MOMENT_MS / 1000, zone)
+        try:
+            ObjectKeyFormat._evaluate(parts, moment, "0" * 36, "", {})
+        except KeyTooLongError as exc:
+            return [("Prefix", str(exc))]
     return []
 
 
