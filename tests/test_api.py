@@ -17,6 +17,7 @@ from aiohttp.test_utils import TestServer
 from botocore.config import Config
 
 from firehose.api import FirehoseApi
+from firehose.errors import WalError
 from firehose.stream import DeliveryStream
 from tests.factories import memory_stream
 from tests.memory_destination import MemoryDestination
@@ -330,3 +331,26 @@ async def test_every_bad_record_is_reported_in_one_answer(api: Api) -> None:
     assert_error(status, body, "ValidationException", contains="2 validation errors detected")
     assert "'records.2.member.data'" in body["message"]
     assert "'records.3.member.data'" in body["message"]
+
+
+async def test_a_log_that_cannot_be_written_answers_503(
+    api: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def disk_full(records: list[bytes], arrival_ms: int) -> tuple[int, int]:
+        raise WalError("cannot write the write-ahead log: [Errno 28] No space left on device")
+
+    monkeypatch.setattr(api.service.streams["events"].wal, "append", disk_full)
+    status, body = await api.call("PutRecordBatch", batch(b"x"))
+    assert_error(status, body, "ServiceUnavailableException", http=503, contains="cannot store")
+
+
+async def test_an_internal_bug_answers_a_firehose_shaped_500(
+    api: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async def broken(records: list[bytes]) -> tuple[int, int]:
+        raise RuntimeError("bug")
+
+    monkeypatch.setattr(api.service.streams["events"], "put", broken)
+    body = {"DeliveryStreamName": "events", "Record": {"Data": "eA=="}}
+    status, answer = await api.call("PutRecord", body)
+    assert_error(status, answer, "InternalFailure", http=500)

@@ -166,3 +166,18 @@ def test_bad_endpoint_setting() -> None:
         "FIREHOSE_S3_ENDPOINT_URL: got 'localhost:9000', "
         "must start with http://, https:// or file://"
     ]
+
+
+def test_serve_refuses_a_bad_config_with_the_same_problems(tmp_path: Path) -> None:
+    (tmp_path / "s.yaml").write_text(
+        "DeliveryStreamName: s\n"
+        "ExtendedS3DestinationConfiguration:\n"
+        "  BucketARN: arn:aws:s3:::b\n"
+        "  BufferingHints: {SizeInMBs: 500, IntervalInSeconds: 60}\n"
+    )
+    result = run("serve", "--config", str(tmp_path), "--data-dir", str(tmp_path / "d"))
+    assert result.returncode == 1
+    assert result.stderr.splitlines() == [
+        f"{tmp_path / 's.yaml'}: ExtendedS3DestinationConfiguration.BufferingHints.SizeInMBs: "
+        "got 500, must be less than or equal to 128"
+    ]
