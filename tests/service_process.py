@@ -79,14 +79,7 @@ class ServiceProcess:
         return self.log_path.read_text(errors="replace")[-4000:]
 
     def client(self) -> Any:
-        return boto3.client(
-            "firehose",
-            endpoint_url=self.url,
-            region_name="us-east-1",
-            aws_access_key_id="test",
-            aws_secret_access_key="test",
-            config=Config(retries={"max_attempts": 1}, read_timeout=30),
-        )
+        return firehose_client(self.url)
 
     def terminate(self, timeout: float = 60) -> int:
         """SIGTERM, as an orchestrator stops it; returns the exit code."""
@@ -104,6 +97,18 @@ class ServiceProcess:
         if self.proc is not None and self.proc.poll() is None:
             self.proc.kill()
             self.proc.wait(10)
+
+
+def firehose_client(endpoint_url: str) -> Any:
+    """A boto3 firehose client as a producer would make it; no retries, so tests see answers."""
+    return boto3.client(
+        "firehose",
+        endpoint_url=endpoint_url,
+        region_name="us-east-1",
+        aws_access_key_id="test",
+        aws_secret_access_key="test",
+        config=Config(retries={"max_attempts": 1}, read_timeout=30),
+    )
 
 
 def s3_stream(name: str, bucket: str, **destination: Any) -> dict[str, Any]:

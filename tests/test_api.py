@@ -11,16 +11,15 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
-import boto3
 import pytest
 from aiohttp.test_utils import TestServer
-from botocore.config import Config
 
 from firehose.api import FirehoseApi
 from firehose.errors import WalError
 from firehose.stream import DeliveryStream
 from tests.factories import memory_stream
 from tests.memory_destination import MemoryDestination
+from tests.service_process import firehose_client
 
 
 @dataclass
@@ -51,14 +50,7 @@ class Api:
             return response.status, await response.json(content_type=None)
 
     def boto(self) -> Any:
-        return boto3.client(
-            "firehose",
-            endpoint_url=self.url,
-            region_name="us-east-1",
-            aws_access_key_id="test",
-            aws_secret_access_key="test",
-            config=Config(retries={"max_attempts": 1}),
-        )
+        return firehose_client(self.url)
 
 
 @pytest.fixture

@@ -1,14 +1,11 @@
 """Every CompressionFormat read back by the standard tool and by a Python reader."""
 
-import gzip
-import io
 import os
 import random
 import shutil
 import struct
 import subprocess
 import zipfile
-import zlib
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -18,9 +15,16 @@ import pytest
 import zstandard
 
 from firehose.compression import CODECS, Codec, UnknownCompressionFormat, get_codec
+from tests.readers import (
+    HADOOP_BUFFER,
+    read_gzip,
+    read_hadoop_snappy,
+    read_snappy,
+    read_zip,
+    read_zstd,
+)
 
 ENTRY = "clicks-1-2024-06-01-00-00-00-0a1b2c"
-HADOOP_BUFFER = 256 * 1024  # Hadoop's SnappyDecompressor holds one compressed block in this
 
 
 def json_lines(total: int, seed: int = 1) -> bytes:
@@ -81,60 +85,10 @@ def need_tool(name: str) -> str:
     return path
 
 
-def read_hadoop_snappy(body: bytes) -> tuple[bytes, list[int]]:
-    """Decode Hadoop's block format as BlockDecompressorStream does; also give block sizes."""
-    out = bytearray()
-    sizes = []
-    at = 0
-    while at < len(body):
-        raw_len, compressed_len = struct.unpack_from(">II", body, at)
-        at += 8
-        assert compressed_len <= HADOOP_BUFFER, "a block Hadoop's decompressor cannot hold"
-        block = bytes(cramjam.snappy.decompress_raw(body[at : at + compressed_len]))
-        at += compressed_len
-        assert len(block) == raw_len
-        sizes.append(raw_len)
-        out += block
-    assert at == len(body)
-    return bytes(out), sizes
-
-
-def read_gzip(body: bytes) -> bytes:
-    reader = zlib.decompressobj(31)
-    data = reader.decompress(body)
-    assert reader.eof and reader.unused_data == b"", "exactly one gzip member"
-    assert gzip.decompress(body) == data
-    return data
-
-
-def read_zip(body: bytes) -> bytes:
-    with zipfile.ZipFile(io.BytesIO(body)) as archive:
-        assert archive.testzip() is None
-        [info] = archive.infolist()
-        assert info.filename == ENTRY
-        assert info.compress_type == zipfile.ZIP_DEFLATED
-        return archive.read(info)
-
-
-def read_snappy(body: bytes) -> bytes:
-    assert body.startswith(b"\xff\x06\x00\x00sNaPpY")
-    return bytes(cramjam.snappy.decompress(body))
-
-
-def read_zstd(body: bytes) -> bytes:
-    frame = zstandard.get_frame_parameters(body)
-    assert frame.has_checksum
-    reader = zstandard.ZstdDecompressor().decompressobj()
-    data = reader.decompress(body)
-    assert reader.eof and reader.unused_data == b"", "exactly one zstd frame"
-    assert frame.content_size == len(data), "content size belongs in the frame header"
-    return data
-
-
 PYTHON_READERS: dict[str, Callable[[bytes], bytes]] = {
     "UNCOMPRESSED": bytes,
     "GZIP": read_gzip,
-    "ZIP": read_zip,
+    "ZIP": lambda body: read_zip(body, ENTRY),
     "Snappy": read_snappy,
     "HADOOP_SNAPPY": lambda body: read_hadoop_snappy(body)[0],
     "ZSTD": read_zstd,

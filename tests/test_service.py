@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import gzip
-import io
 import json
 import re
 import shutil
@@ -12,15 +11,13 @@ import sys
 import threading
 import time
 import urllib.request
-import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import cramjam
 import pytest
-import zstandard
 
+from tests.readers import READERS
 from tests.servers import S3Server, free_port, start_moto, stop
 from tests.service_process import ServiceProcess, s3_stream
 
@@ -31,31 +28,6 @@ KEY_NAME = re.compile(
 )
 
 
-def hadoop_snappy_decode(body: bytes) -> bytes:
-    out, pos = bytearray(), 0
-    while pos < len(body):
-        total = int.from_bytes(body[pos : pos + 4], "big")
-        pos += 4
-        got = 0
-        while got < total:
-            size = int.from_bytes(body[pos : pos + 4], "big")
-            block = bytes(cramjam.snappy.decompress_raw(body[pos + 4 : pos + 4 + size]))
-            out += block
-            got += len(block)
-            pos += 4 + size
-    return bytes(out)
-
-
-READERS = {
-    "UNCOMPRESSED": lambda body: body,
-    "GZIP": gzip.decompress,
-    "ZIP": lambda body: zipfile.ZipFile(io.BytesIO(body)).read(
-        zipfile.ZipFile(io.BytesIO(body)).namelist()[0]
-    ),
-    "Snappy": lambda body: bytes(cramjam.snappy.decompress(body)),
-    "HADOOP_SNAPPY": hadoop_snappy_decode,
-    "ZSTD": lambda body: zstandard.ZstdDecompressor().decompress(body),
-}
 EXTENSIONS = {
     "UNCOMPRESSED": "",
     "GZIP": ".gz",
