@@ -39,6 +39,7 @@ class S3Destination:
             time_zone=config.custom_time_zone,
         )
         self._encoder = encoder
+        self.target = f"s3://{config.bucket} at {store.description}"
 
     async def start(self) -> None:
         await self.store.start()

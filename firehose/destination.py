@@ -20,6 +20,7 @@ class Destination(Protocol):
     """
 
     kind: str  # the Firehose metric name part: "S3", "HttpEndpoint", …
+    target: str  # where it delivers, for people: "s3://bucket at http://127.0.0.1:9000"
 
     async def start(self) -> None: ...
 

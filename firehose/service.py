@@ -57,13 +57,7 @@ class Service:
         _settle_garbage_collector()
         self.ready = True
         for stream in self.streams.values():
-            log.info(
-                "stream %s ready: %s → %s bucket %s",
-                stream.name,
-                stream.destination.kind,
-                getattr(stream.destination, "store", None) and stream.destination.store.description,  # type: ignore[attr-defined]
-                stream.config.s3.bucket,
-            )
+            log.info("stream %s ready: delivering to %s", stream.name, stream.destination.target)
 
     async def stop(self) -> bool:
         """Flush and deliver every stream; True if nothing was left behind in a log."""

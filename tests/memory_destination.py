@@ -13,6 +13,7 @@ class MemoryDestination:
 
     __test__ = False
     kind = "Memory"
+    target = "memory"
 
     def __init__(self) -> None:
         self.delivered: list[tuple[str, bytes, int]] = []  # (object_id, bytes, record count)
