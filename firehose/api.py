@@ -8,7 +8,6 @@ from __future__ import annotations
 import binascii
 import logging
 import os
-import re
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, Protocol
@@ -17,6 +16,7 @@ import orjson
 import pybase64
 from aiohttp import web
 
+from firehose.config import STREAM_NAME_CHARACTERS
 from firehose.describe import describe
 from firehose.errors import (
     FirehoseError,
@@ -38,7 +38,6 @@ MAX_RECORD_BYTES = 1_024_000
 MAX_BATCH_RECORDS = 500
 MAX_BATCH_BYTES = 4 * 1024 * 1024
 MAX_BODY_BYTES = 8 * 1024 * 1024
-STREAM_NAME = re.compile(r"[a-zA-Z0-9_.-]+")
 THROTTLED_ENTRY = '{"ErrorCode":"ServiceUnavailableException","ErrorMessage":"Slow down."}'
 STREAM_TYPES = ("DirectPut", "KinesisStreamAsSource", "MSKAsSource", "DatabaseAsSource")
 # Operations of the Firehose API that this version does not serve yet.
@@ -108,7 +107,7 @@ def _stream_name_problems(name: Any, path: str = "deliveryStreamName") -> list[s
         problems.append(
             _violation(name, path, "Member must have length greater than or equal to 1")
         )
-    elif not STREAM_NAME.fullmatch(name):
+    elif not set(name) <= STREAM_NAME_CHARACTERS:
         problems.append(
             _violation(
                 name, path, "Member must satisfy regular expression pattern: [a-zA-Z0-9_.-]+"

@@ -31,7 +31,6 @@ from pydantic.fields import FieldInfo
 from firehose.compression import CODECS
 from firehose.keys import file_extension_problems, prefix_problems
 
-STREAM_NAME_PATTERN = r"^[a-zA-Z0-9_.-]{1,64}$"
 BUCKET_ARN_PATTERN = re.compile(r"^arn:[^:]*:s3:::([\w.\-]{1,255})$", re.ASCII)
 ROLE_ARN_PATTERN = re.compile(r"^arn:.*:iam::\d{12}:role/\S+$", re.ASCII)
 TIME_ZONE_PATTERN = re.compile(r"^[a-zA-Z/_]{1,50}$")
@@ -52,7 +51,8 @@ UNSUPPORTED_SOURCES = (
 )
 # Friendly keys that are not an alias of one field: key -> the API name of the field it fills.
 _SHORTHANDS = {"bucket": "BucketARN"}
-_STREAM_NAME_CHARACTERS = frozenset(
+# The API model's [a-zA-Z0-9_.-]+ for DeliveryStreamName, as a set: the one definition.
+STREAM_NAME_CHARACTERS = frozenset(
     "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-"
 )
 
@@ -330,7 +330,7 @@ class DeliveryStreamConfig(_Model):
             raise ValueError("must not be empty")
         if len(value) > 64:
             raise ValueError(f"is {len(value)} characters long, at most 64 are allowed")
-        bad = sorted(set(value) - _STREAM_NAME_CHARACTERS)
+        bad = sorted(set(value) - STREAM_NAME_CHARACTERS)
         if bad:
             raise ValueError(f"contains {''.join(bad)!r}; only a-z A-Z 0-9 _ . - are allowed")
         return value
