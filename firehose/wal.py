@@ -297,10 +297,9 @@ class WriteAheadLog:
             valid_end = end
             last_seq = frame.last_seq
             report.frames += 1
-            for seq, length in enumerate(frame.lengths, frame.first_seq):
-                if seq > self.delivered_seq:
-                    report.records_pending += 1
-                    report.bytes_pending += length
+            pending = frame.lengths[max(0, self.delivered_seq + 1 - frame.first_seq) :]
+            report.records_pending += len(pending)
+            report.bytes_pending += sum(pending)
         if valid_end < len(data):
             with segment.path.open("r+b") as handle:
                 handle.truncate(valid_end)
