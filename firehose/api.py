@@ -181,8 +181,7 @@ class FirehoseApi:
                 "accepting": stream.accepting,
                 "delivering": stream.delivering,
                 "undelivered_bytes": stream.undelivered_bytes,
-                "delivered_records": stream.counters.delivered_records,
-                "last_error": stream.counters.last_error,
+                **stream.counters.totals(),
             }
             for name, stream in self.service.streams.items()
         }

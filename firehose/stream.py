@@ -11,7 +11,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 from tenacity import (
@@ -57,6 +57,10 @@ class StreamCounters:
     delivery_failures: int = 0
     last_error: str | None = None
     recovery: RecoveryReport = field(default_factory=RecoveryReport)
+
+    def totals(self) -> dict[str, int | str | None]:
+        """The running totals (what /health shows), without the recovery report."""
+        return {f.name: getattr(self, f.name) for f in fields(self) if f.name != "recovery"}
 
 
 class DeliveryStream:
