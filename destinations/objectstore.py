@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import logging
 import os
+from collections.abc import Callable
 from contextlib import AsyncExitStack
 from pathlib import Path
 from typing import Any, Protocol
@@ -17,13 +18,6 @@ from typing import Any, Protocol
 from aiobotocore.config import AioConfig
 from aiobotocore.session import get_session
 from botocore.exceptions import BotoCoreError, ClientError
-from tenacity import (
-    AsyncRetrying,
-    retry_if_exception,
-    stop_after_attempt,
-    wait_exponential,
-    wait_random,
-)
 
 from firehose.durable import replace_durably
 from firehose.errors import DeliveryError
@@ -90,10 +84,6 @@ def _escape_dots(segment: str) -> str:
     return segment.replace(".", "%2E") if segment and set(segment) == {"."} else segment
 
 
-def _is_retriable(exc: BaseException) -> bool:
-    return isinstance(exc, DeliveryError) and exc.retriable
-
-
 def _delivery_error(exc: Exception, what: str) -> DeliveryError:
     if isinstance(exc, ClientError):
         code = exc.response.get("Error", {}).get("Code", "Unknown")
@@ -125,10 +115,13 @@ class S3ObjectStore:
         self._config = AioConfig(
             # S3-compatible stores (SeaweedFS, MinIO, …) want path-style addressing.
             s3={"addressing_style": "path" if custom else "auto"},
-            retries={"max_attempts": 2, "mode": "standard"},
+            # No retries here: the stream retries a whole delivery by its destination's policy,
+            # one retry layer instead of three nested ones.
+            retries={"max_attempts": 1, "mode": "standard"},
             connect_timeout=5,
-            read_timeout=120,
-            max_pool_connections=PART_CONCURRENCY * 2,
+            read_timeout=60,
+            # Shared by every stream writing to this endpoint.
+            max_pool_connections=32,
             # Checksums only where S3 requires them: older S3-compatible stores refuse the rest.
             request_checksum_calculation="when_required",
             response_checksum_validation="when_required",
@@ -164,21 +157,14 @@ class S3ObjectStore:
             await self._call("PutObject", bucket, key, Body=body)
 
     async def _call(self, operation: str, bucket: str, key: str, **kwargs: Any) -> dict[str, Any]:
-        """One S3 call, retried a few times on errors that can pass; errors mapped to ours."""
+        """One S3 call, its errors mapped to ours."""
         client = await self._s3()
         method = getattr(client, _snake(operation))
-        async for attempt in AsyncRetrying(
-            retry=retry_if_exception(_is_retriable),
-            stop=stop_after_attempt(3),
-            wait=wait_exponential(multiplier=0.2, max=2) + wait_random(0, 0.2),
-            reraise=True,
-        ):
-            with attempt:
-                try:
-                    return await method(Bucket=bucket, Key=key, **kwargs)
-                except (TimeoutError, ClientError, BotoCoreError, OSError) as exc:
-                    raise _delivery_error(exc, f"{operation} s3://{bucket}/{key}") from exc
-        raise AssertionError("unreachable")  # pragma: no cover
+        try:
+            answer: dict[str, Any] = await method(Bucket=bucket, Key=key, **kwargs)
+        except (TimeoutError, ClientError, BotoCoreError, OSError) as exc:
+            raise _delivery_error(exc, f"{operation} s3://{bucket}/{key}") from exc
+        return answer
 
     async def _put_multipart(self, bucket: str, key: str, body: bytes) -> None:
         created = await self._call("CreateMultipartUpload", bucket, key)
@@ -237,3 +223,64 @@ def open_object_store(endpoint_url: str | None, *, region: str) -> ObjectStore:
     if endpoint_url and endpoint_url.startswith("file://"):
         return LocalObjectStore(Path(endpoint_url.removeprefix("file://")))
     return S3ObjectStore(endpoint_url, region=region)
+
+
+class SharedObjectStores:
+    """One store per endpoint for the whole service: streams writing to the same store share
+    its client, connection pool and upload thread (each costs megabytes and a thread)."""
+
+    def __init__(self) -> None:
+        self._stores: dict[tuple[str | None, str], _SharedStore] = {}
+
+    def get(self, endpoint_url: str | None, *, region: str) -> ObjectStore:
+        key = (endpoint_url, region)
+        shared = self._stores.get(key)
+        if shared is None:
+            store = open_object_store(endpoint_url, region=region)
+            shared = _SharedStore(store, forget=lambda: self._stores.pop(key, None))
+            self._stores[key] = shared
+        return _StoreHandle(shared)
+
+
+class _SharedStore:
+    """A store started by its first user and closed by its last (then a new one is made)."""
+
+    def __init__(self, store: ObjectStore, forget: Callable[[], object]) -> None:
+        self.store = store
+        self.users = 0
+        self._forget = forget
+        self._started: asyncio.Future[None] | None = None
+
+    async def acquire(self) -> None:
+        self.users += 1
+        if self._started is None or (self._started.done() and self._started.exception()):
+            self._started = asyncio.ensure_future(self.store.start())
+        await asyncio.shield(self._started)
+
+    async def release(self) -> None:
+        self.users -= 1
+        if self.users == 0:
+            self._forget()
+            await self.store.close()
+
+
+class _StoreHandle:
+    """One stream's use of a shared store."""
+
+    def __init__(self, shared: _SharedStore) -> None:
+        self._shared = shared
+        self.description = shared.store.description
+        self._acquired = False
+
+    async def start(self) -> None:
+        if not self._acquired:
+            self._acquired = True
+            await self._shared.acquire()
+
+    async def put(self, bucket: str, key: str, body: bytes) -> None:
+        await self._shared.store.put(bucket, key, body)
+
+    async def close(self) -> None:
+        if self._acquired:
+            self._acquired = False
+            await self._shared.release()

@@ -9,6 +9,7 @@ from destinations.objectstore import ObjectStore
 from firehose.batch import Batch
 from firehose.compression import get_codec
 from firehose.config import ExtendedS3Destination
+from firehose.destination import DELIVERED, DeliveryResult, DestinationCounters
 from firehose.errors import DeliveryError
 from firehose.keys import KeyTooLongError, ObjectKeyFormat
 
@@ -40,6 +41,7 @@ class S3Destination:
         )
         self._encoder = encoder
         self.target = f"s3://{config.bucket} at {store.description}"
+        self.counters = DestinationCounters(self.kind)
 
     async def start(self) -> None:
         await self.store.start()
@@ -51,13 +53,14 @@ class S3Destination:
         except KeyTooLongError as exc:
             raise DeliveryError(str(exc), retriable=False, code="S3.KeyTooLong") from exc
 
-    async def deliver(self, batch: Batch) -> None:
+    async def deliver(self, batch: Batch) -> DeliveryResult:
         key = self.object_key(batch)
         entry_name = key.rsplit("/", 1)[-1].removesuffix(self.codec.extension)
         body = await asyncio.get_running_loop().run_in_executor(
             self._encoder, self.codec.compress, batch.chunks(), entry_name
         )
         await self.store.put(self.config.bucket, key, body)
+        return DELIVERED
 
     async def close(self) -> None:
         await self.store.close()

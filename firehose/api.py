@@ -21,11 +21,13 @@ from firehose.describe import describe
 from firehose.errors import (
     FirehoseError,
     InvalidArgumentError,
+    NotAcceptingError,
     ResourceNotFoundError,
     SerializationError,
     ServiceUnavailableError,
     UnknownOperationError,
     ValidationError,
+    WalError,
 )
 from firehose.stream import DeliveryStream
 
@@ -176,16 +178,13 @@ class FirehoseApi:
         return app
 
     async def health(self, request: web.Request) -> web.Response:
-        streams = {
-            name: {
-                "accepting": stream.accepting,
-                "delivering": stream.delivering,
-                "undelivered_bytes": stream.undelivered_bytes,
-                **stream.counters.totals(),
-            }
-            for name, stream in self.service.streams.items()
-        }
-        status = "ok" if self.service.ready else "starting"
+        streams = {name: stream.health() for name, stream in self.service.streams.items()}
+        if not self.service.ready:
+            status = "starting"
+        elif all(stream.healthy for stream in self.service.streams.values()):
+            status = "ok"
+        else:
+            status = "degraded"
         return web.json_response(
             {"status": status, "streams": streams},
             status=200 if self.service.ready else 503,
@@ -266,6 +265,21 @@ class FirehoseApi:
             f"{','.join(entries)}]}}"
         ).encode()
 
+    @staticmethod
+    async def _put(stream: DeliveryStream, records: list[bytes]) -> tuple[int, int]:
+        """Put into `stream`, turning back-pressure and log trouble into a retriable answer."""
+        try:
+            first_seq, taken = await stream.put(records)
+        except NotAcceptingError as exc:
+            raise ServiceUnavailableError(str(exc)) from exc
+        except WalError as exc:
+            raise ServiceUnavailableError(
+                "The delivery stream cannot store records right now."
+            ) from exc
+        if taken == 0:
+            raise ServiceUnavailableError("Slow down.")
+        return first_seq, taken
+
     # -- operations -----------------------------------------------------------------------
 
     async def put_record(self, body: dict[str, Any]) -> dict[str, Any]:
@@ -282,7 +296,7 @@ class FirehoseApi:
             raise ValidationError.from_problems(problems)
         stream = self._stream(name)
         self._check_ready()
-        first_seq, _ = await stream.put(records)
+        first_seq, _ = await self._put(stream, records)
         return {"RecordId": f"{self._record_id_prefix(stream)}{first_seq}", "Encrypted": False}
 
     async def put_record_batch(self, body: dict[str, Any]) -> bytes:
@@ -313,7 +327,7 @@ class FirehoseApi:
             raise InvalidArgumentError("Records size exceeds 4 MB limit")
         stream = self._stream(name)
         self._check_ready()
-        first_seq, taken = await stream.put(records)
+        first_seq, taken = await self._put(stream, records)
         return self._batch_response(stream, first_seq, taken, len(records) - taken)
 
     async def describe_delivery_stream(self, body: dict[str, Any]) -> dict[str, Any]:

@@ -1,4 +1,8 @@
-"""Batches: the records of one flush, cut from log frames without copying them record by record."""
+"""Batches: the records of one flush, cut from runs of records without copying them one by one.
+
+A record is (seq, arrival time, bytes, and the partition it is routed to). Records travel in
+runs, slices of one log frame, so that cutting and delivering never copies record by record.
+"""
 
 from __future__ import annotations
 
@@ -30,11 +34,17 @@ class RecordRun:
     data: memoryview
 
 
+# A partition's identity: its partition keys as sorted (name, value) pairs; None when the stream
+# is not partitioned (one buffer).
+PartitionKey = tuple[tuple[str, str], ...] | None
+
+
 @dataclass
 class Batch:
     """What one flush delivers. `object_id` is fixed at sealing so that a retry reuses the key."""
 
     runs: list[RecordRun] = field(default_factory=list)
+    partition: PartitionKey = None
     size_bytes: int = 0
     record_count: int = 0
     oldest_arrival_ms: int | None = None
@@ -53,6 +63,13 @@ class Batch:
         """The batch's bytes as slices whose concatenation is the records back to back."""
         return [run.data for run in self.runs]
 
+    def subset(self, records: list[Record]) -> Batch:
+        """A batch of some of this batch's records (those to retry), with the same object id."""
+        batch = Batch(partition=self.partition, object_id=self.object_id)
+        for record in records:
+            batch.add(RecordRun(record.seq, record.arrival_ms, [len(record.data)], record.data))
+        return batch
+
     def records(self) -> Iterator[Record]:
         for run in self.runs:
             offset = 0
@@ -70,29 +87,42 @@ class Batch:
             self.oldest_arrival_ms = run.arrival_ms
 
 
+def run_from_frame(frame: Frame, after_seq: int) -> RecordRun | None:
+    """The records of `frame` after `after_seq`, as one run of slices of the frame (no copy)."""
+    start = max(0, after_seq + 1 - frame.first_seq)
+    if start >= frame.count:
+        return None
+    lengths = frame.lengths.tolist()
+    skipped = sum(lengths[:start])
+    return RecordRun(
+        frame.first_seq + start, frame.arrival_ms, lengths[start:], frame.data[skipped:]
+    )
+
+
 class BatchBuilder:
-    """Cuts frames into batches of at most `max_bytes` of record data (at least one record)."""
+    """Cuts runs of records into batches of at most `max_bytes` of record data (at least one
+    record): one partition's buffer."""
 
     def __init__(
         self,
         max_bytes: int,
-        after_seq: int,
         *,
         object_id: Callable[[int], str] | None = None,
+        partition: PartitionKey = None,
     ) -> None:
         self.max_bytes = max_bytes
-        self.after_seq = after_seq  # the last seq already taken into a batch
-        self.current = Batch()
+        self.partition = partition
+        self.current = Batch(partition=partition)
         # Derived from the batch's first seq, so the batch cut again after a restart gets the
         # same object key and overwrites what an interrupted delivery may have written.
         self._object_id = object_id
 
-    def add(self, frame: Frame) -> list[Batch]:
-        """Take `frame`'s new records; returns the batches that became full."""
+    def add(self, run: RecordRun) -> list[Batch]:
+        """Take `run`'s records; returns the batches that became full."""
         full: list[Batch] = []
-        lengths = frame.lengths.tolist()
-        start = max(0, self.after_seq + 1 - frame.first_seq)
+        lengths = run.lengths
         ends = list(accumulate(lengths, initial=0))
+        start = 0
         while start < len(lengths):
             room = self.max_bytes - self.current.size_bytes
             base = ends[start]
@@ -100,22 +130,24 @@ class BatchBuilder:
             if stop == start and self.current.record_count == 0:
                 stop = start + 1  # a record larger than the whole buffer still goes alone
             if stop > start:
+                whole = start == 0 and stop == len(lengths)
                 self.current.add(
-                    RecordRun(
-                        frame.first_seq + start,
-                        frame.arrival_ms,
+                    run
+                    if whole
+                    else RecordRun(
+                        run.first_seq + start,
+                        run.arrival_ms,
                         lengths[start:stop],
-                        frame.data[base : ends[stop]],
+                        run.data[base : ends[stop]],
                     )
                 )
-                self.after_seq = frame.first_seq + stop - 1
                 start = stop
             if self.current.size_bytes >= self.max_bytes or start < len(lengths):
                 full.append(self.seal())
         return full
 
     def seal(self) -> Batch:
-        batch, self.current = self.current, Batch()
+        batch, self.current = self.current, Batch(partition=self.partition)
         if self._object_id is not None:
             batch.object_id = self._object_id(batch.first_seq)
         return batch

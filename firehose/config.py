@@ -14,7 +14,7 @@ friendlier snake_case form; both validate into the same models:
 from __future__ import annotations
 
 import re
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import (
@@ -30,6 +30,7 @@ from pydantic.fields import FieldInfo
 
 from firehose.compression import CODECS
 from firehose.keys import file_extension_problems, prefix_problems
+from firehose.retry import RetryPolicy
 
 BUCKET_ARN_PATTERN = re.compile(r"^arn:[^:]*:s3:::([\w.\-]{1,255})$", re.ASCII)
 ROLE_ARN_PATTERN = re.compile(r"^arn:.*:iam::\d{12}:role/\S+$", re.ASCII)
@@ -118,8 +119,35 @@ def _explicitly_disabled(section: Any) -> bool:
     return flag in (False, "false", "False")
 
 
-class ExtendedS3Destination(_Model):
+class DestinationSection(_Model):
+    """What every destination configuration of the API has: the stream reads only this.
+
+    Each kind states its API section name, its metric name part, its own buffering ranges (by
+    giving `buffering_hints` its own model), its retry policy and its description.
+    """
+
+    section: ClassVar[
+        str
+    ]  # the CreateDeliveryStream member, e.g. ExtendedS3DestinationConfiguration
+    kind: ClassVar[str]  # the Firehose metric name part: DeliveryTo<kind>.Records
+
+    if TYPE_CHECKING:  # each kind declares it, with its own ranges, where its API puts it
+        buffering_hints: BufferingHints
+
+    def retry_policy(self) -> RetryPolicy:
+        """Retry until taken: S3's contract. Kinds with `RetryOptions` give it a deadline."""
+        return RetryPolicy()
+
+    def description(self, account_id: str) -> dict[str, Any]:
+        """Its entry of `DescribeDeliveryStream`'s `Destinations`, without `DestinationId`."""
+        raise NotImplementedError
+
+
+class ExtendedS3Destination(DestinationSection):
     """`ExtendedS3DestinationConfiguration`: the fields this service acts on, the rest accepted."""
+
+    section = "ExtendedS3DestinationConfiguration"
+    kind = "S3"
 
     bucket_arn: str = Field(validation_alias=_alias("BucketARN", "bucket_arn"))
     prefix: str = Field("", validation_alias=_alias("Prefix", "prefix"))
@@ -288,6 +316,34 @@ class ExtendedS3Destination(_Model):
     def extension(self) -> str:
         return self.file_extension or CODECS[self.compression_format].extension
 
+    def plain_description(self, account_id: str) -> dict[str, Any]:
+        """`S3DestinationDescription`: the members the plain S3 destination also has."""
+        plain: dict[str, Any] = {
+            "RoleARN": self.role_arn or f"arn:aws:iam::{account_id}:role/firehose-delivery",
+            "BucketARN": self.bucket_arn,
+            "Prefix": self.prefix,
+            "BufferingHints": {
+                "SizeInMBs": self.buffering_hints.size_in_mbs,
+                "IntervalInSeconds": self.buffering_hints.interval_in_seconds,
+            },
+            "CompressionFormat": self.compression_format,
+            "EncryptionConfiguration": self.encryption_configuration
+            or {"NoEncryptionConfig": "NoEncryption"},
+            "CloudWatchLoggingOptions": self.cloud_watch_logging_options or {"Enabled": False},
+        }
+        if self.error_output_prefix:
+            plain["ErrorOutputPrefix"] = self.error_output_prefix
+        return plain
+
+    def description(self, account_id: str) -> dict[str, Any]:
+        plain = self.plain_description(account_id)
+        extended = {**plain, "S3BackupMode": self.s3_backup_mode}
+        if self.file_extension:
+            extended["FileExtension"] = self.file_extension
+        if self.custom_time_zone:
+            extended["CustomTimeZone"] = self.custom_time_zone
+        return {"S3DestinationDescription": plain, "ExtendedS3DestinationDescription": extended}
+
 
 class DeliveryStreamConfig(_Model):
     """One delivery stream: a `CreateDeliveryStream` body, or its snake_case form."""
@@ -296,10 +352,12 @@ class DeliveryStreamConfig(_Model):
     type: Literal["DirectPut"] = Field(
         "DirectPut", validation_alias=_alias("DeliveryStreamType", "type")
     )
-    s3: ExtendedS3Destination = Field(
+    # One member per destination kind, as in CreateDeliveryStream; exactly one is given.
+    s3: ExtendedS3Destination | None = Field(
+        None,
         validation_alias=_alias(
             "ExtendedS3DestinationConfiguration", "S3DestinationConfiguration", "s3"
-        )
+        ),
     )
     tags: list[dict[str, str]] | None = Field(None, validation_alias=_alias("Tags", "tags"))
     direct_put_source_configuration: dict[str, Any] | None = Field(
@@ -321,7 +379,27 @@ class DeliveryStreamConfig(_Model):
             problems += [(key, source) for key in UNSUPPORTED_SOURCES if key in data]
             if problems:
                 raise FieldProblems(problems)
+            given = [
+                spellings
+                for name in DESTINATION_FIELDS
+                if not (spellings := _spellings_of(cls, name)).isdisjoint(data)
+            ]
+            if not given:
+                raise FieldProblems(
+                    [(DESTINATION_SECTIONS[0], "is required: a stream needs one destination")]
+                )
+            if len(given) > 1:
+                names = [next(iter(spellings & data.keys())) for spellings in given]
+                raise FieldProblems(
+                    [(names[1], f"a stream has one destination; {names[0]} is given too")]
+                )
         return data
+
+    @property
+    def destination(self) -> DestinationSection:
+        """The stream's one destination section, whatever its kind."""
+        sections = [getattr(self, name) for name in DESTINATION_FIELDS]
+        return next(section for section in sections if section is not None)
 
     @field_validator("name")
     @classmethod
@@ -344,6 +422,11 @@ class DeliveryStreamConfig(_Model):
                 "are not supported by this version yet"
             )
         return value
+
+
+# The fields of DeliveryStreamConfig that hold a destination section: one per kind.
+DESTINATION_FIELDS: dict[str, type[DestinationSection]] = {"s3": ExtendedS3Destination}
+DESTINATION_SECTIONS = tuple(kind.section for kind in DESTINATION_FIELDS.values())
 
 
 def field_spellings(name: str, info: FieldInfo) -> list[str]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import difflib
 import json
 import re
+import typing
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -130,10 +131,16 @@ def _model_at(loc: tuple[int | str, ...]) -> type[BaseModel] | None:
         found = _field_for(model, part)
         if model is None or found is None:
             return None
-        annotation = model.model_fields[found[0]].annotation
-        is_model = isinstance(annotation, type) and issubclass(annotation, BaseModel)
-        model = annotation if is_model else None
+        model = _model_in(model.model_fields[found[0]].annotation)
     return model
+
+
+def _model_in(annotation: Any) -> type[BaseModel] | None:
+    """The model a field holds: `Model` or `Model | None`; None for plain values."""
+    for candidate in (annotation, *typing.get_args(annotation)):
+        if isinstance(candidate, type) and issubclass(candidate, BaseModel):
+            return candidate
+    return None
 
 
 def _at(document: Any, loc: tuple[int | str, ...]) -> Any:

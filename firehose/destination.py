@@ -1,29 +1,102 @@
-"""The one interface every destination implements."""
+"""The one interface every destination implements, and what it hands back to the stream."""
 
 from __future__ import annotations
 
-from typing import Protocol
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
 
-from firehose.batch import Batch
+from firehose.batch import Batch, Record
+
+
+@dataclass(frozen=True, slots=True)
+class FailedRecord:
+    """A record a stage or destination gave up on, in the terms of Firehose's error records.
+
+    `output_type` is the `!{firehose:error-output-type}` it is filed under
+    (`http-endpoint-failed`, `processing-failed`, …); `details` holds the keys that type adds
+    (`lambdaArn`, `esDocumentId`, …).
+    """
+
+    record: Record
+    output_type: str
+    error_code: str
+    error_message: str
+    details: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class DeliveryResult:
+    """What `deliver` reports: empty `failed` means the whole batch was taken.
+
+    A destination with per-record answers (bulk APIs) names the records it did not take; the
+    stream retries only those, then hands what is left at the deadline to the error output.
+    """
+
+    failed: list[FailedRecord] = field(default_factory=list)
+
+
+DELIVERED = DeliveryResult()
+
+
+@dataclass
+class DestinationCounters:
+    """Totals since start, named after Firehose's `DeliveryTo<kind>.*` metrics.
+
+    Counted where the destination acknowledged: the stream adds to them only after `deliver`.
+    """
+
+    kind: str
+    records: int = 0
+    bytes: int = 0
+    requests: int = 0
+    failed_attempts: int = 0
+    failed_records: int = 0
+
+    def totals(self) -> dict[str, int]:
+        name = f"DeliveryTo{self.kind}"
+        return {
+            f"{name}.Records": self.records,
+            f"{name}.Bytes": self.bytes,
+            f"{name}.Requests": self.requests,
+            f"{name}.FailedAttempts": self.failed_attempts,
+            f"{name}.FailedRecords": self.failed_records,
+        }
 
 
 class Destination(Protocol):
     """Where a delivery stream's batches go.
 
     Guarantees a destination gives the stream:
-    - `deliver` returns only once the destination has acknowledged the whole batch; the stream
-      then advances its delivered watermark, so a batch is never acknowledged twice by mistake.
-    - `deliver` raises `DeliveryError` when it could not; the stream keeps the batch and calls
-      `deliver` again with the same batch (same `object_id`), so a retry overwrites instead of
-      duplicating. Duplicates happen only after a crash between acknowledgement and watermark.
+    - `deliver` returns only once the destination has acknowledged every record it does not
+      name in `DeliveryResult.failed`; the stream then lets its watermark pass them.
+    - `deliver` raises `DeliveryError` when it could not take the batch at all; the stream keeps
+      the batch and calls `deliver` again with the same batch (same `object_id`), so a retry
+      overwrites instead of duplicating. Duplicates happen only after a crash between
+      acknowledgement and watermark, or when a destination cannot overwrite.
+    - `deliver` does no retrying of its own: the stream retries by `retry_policy`, so there is
+      one retry layer (clients' own retries are turned off). Buffering hints, retry policy and
+      description come from the destination's config section (`DestinationSection`).
     - `deliver` is never called concurrently for one stream, and is not called after `close`.
     """
 
     kind: str  # the Firehose metric name part: "S3", "HttpEndpoint", …
     target: str  # where it delivers, for people: "s3://bucket at http://127.0.0.1:9000"
+    counters: DestinationCounters
 
     async def start(self) -> None: ...
 
-    async def deliver(self, batch: Batch) -> None: ...
+    async def deliver(self, batch: Batch) -> DeliveryResult: ...
 
     async def close(self) -> None: ...
+
+
+class ErrorOutput(Protocol):
+    """Where records go that were given up on: the error prefix or the backup bucket.
+
+    `write` returns once the error records are durably stored, so the stream may then let its
+    watermark pass them; it raises `DeliveryError` when it cannot, and the stream pauses
+    delivery and tries again (the records stay in the log: nothing is lost).
+    """
+
+    async def write(self, failures: Sequence[FailedRecord], *, attempts: int) -> None: ...

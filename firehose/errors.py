@@ -7,8 +7,9 @@
     ├── InvalidArgumentError            InvalidArgumentException (400)
     ├── ResourceNotFoundError           ResourceNotFoundException (400)
     └── ServiceUnavailableError         ServiceUnavailableException (503): retry later
-    DeliveryError                       a destination could not take a batch
+    DeliveryError                       a destination could not take a batch (`retriable`)
     WalError                            the write-ahead log could not be written or read
+    NotAcceptingError                   a stream is not open, or closing: put nothing now
 
 Lower-level errors (botocore, OSError, aiohttp) are mapped to these at the boundary where they
 happen; only the API layer turns them into Firehose's wire shape.
@@ -66,15 +67,30 @@ class ServiceUnavailableError(FirehoseError):
 
 
 class DeliveryError(Exception):
-    """A destination refused or was unreachable; `retriable` says whether trying again can help."""
+    """A destination refused or was unreachable; `retriable` says whether trying again can help.
+
+    `code` is Firehose's error code for it (`S3.NoSuchBucket`, `HttpEndpoint.ResponseTooLarge`),
+    `output_type` the `!{firehose:error-output-type}` its records are filed under when the
+    retry window runs out.
+    """
 
     def __init__(
-        self, message: str, *, retriable: bool = True, code: str = "InternalError"
+        self,
+        message: str,
+        *,
+        retriable: bool = True,
+        code: str = "InternalError",
+        output_type: str | None = None,
     ) -> None:
         super().__init__(message)
         self.retriable = retriable
         self.code = code
+        self.output_type = output_type
 
 
 class WalError(Exception):
     """The write-ahead log failed (disk full, I/O error): the failed append is not acknowledged."""
+
+
+class NotAcceptingError(Exception):
+    """A stream was asked to take records before it opened or while it closes."""

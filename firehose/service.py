@@ -12,11 +12,12 @@ from concurrent.futures import ThreadPoolExecutor
 
 from aiohttp import web
 
-from destinations import build_destination
+from destinations import DestinationContext, build_destination
 from firehose.api import FirehoseApi
 from firehose.config import DeliveryStreamConfig
 from firehose.config_load import load_configs
 from firehose.settings import Settings
+from firehose.source import Source
 from firehose.stream import DeliveryStream
 
 log = logging.getLogger(__name__)
@@ -25,7 +26,12 @@ log = logging.getLogger(__name__)
 class Service:
     """One instance: serves the API at once, answers 503 until every stream has replayed its log."""
 
-    def __init__(self, settings: Settings, configs: list[DeliveryStreamConfig]) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        configs: list[DeliveryStreamConfig],
+        sources: list[Source] | None = None,
+    ) -> None:
         self.settings = settings
         self.region = settings.region
         self.account_id = settings.account_id
@@ -35,16 +41,19 @@ class Service:
         self.encoder = ThreadPoolExecutor(
             max_workers=max(2, os.cpu_count() or 2), thread_name_prefix="encode"
         )
+        context = DestinationContext(settings, encoder=self.encoder)
         self.streams: dict[str, DeliveryStream] = {
             config.name: DeliveryStream(
                 config,
-                build_destination(config, settings, encoder=self.encoder),
+                build_destination(config, context),
                 data_dir=settings.data_dir,
                 max_undelivered_bytes=settings.max_undelivered_bytes,
                 segment_bytes=settings.wal_segment_mib * 1024 * 1024,
             )
             for config in configs
         }
+        # Started once every stream is open, stopped before any closes (see Source).
+        self.sources: list[Source] = sources or []
         self._runner: web.AppRunner | None = None
 
     async def start(self) -> None:
@@ -54,6 +63,8 @@ class Service:
         await site.start()
         log.info("listening on http://%s:%d", self.settings.host, self.settings.port)
         await asyncio.gather(*(stream.open() for stream in self.streams.values()))
+        for source in self.sources:
+            await source.start()
         _settle_garbage_collector()
         self.ready = True
         for stream in self.streams.values():
@@ -62,6 +73,11 @@ class Service:
     async def stop(self) -> bool:
         """Flush and deliver every stream; True if nothing was left behind in a log."""
         self.ready = False
+        for source in reversed(self.sources):
+            try:
+                await source.stop()
+            except Exception:
+                log.exception("source %s: stop failed", source.name)
         timeout = self.settings.shutdown_timeout_seconds
         results = await asyncio.gather(
             *(s.close(timeout) for s in self.streams.values()), return_exceptions=True

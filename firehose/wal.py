@@ -242,6 +242,11 @@ class WriteAheadLog:
         self._lock_fd: int | None = None
         self._log_id = b""
 
+    @property
+    def failure(self) -> str | None:
+        """Why the log refuses writes for good (a failed fsync), or None while it is sound."""
+        return None if self._failed is None else f"fsync failed: {self._failed}"
+
     # -- opening --------------------------------------------------------------------------
 
     def open(self) -> RecoveryReport:

@@ -6,7 +6,10 @@ from pathlib import Path
 from typing import Any
 
 from firehose.config import DeliveryStreamConfig
-from firehose.stream import DeliveryStream
+from firehose.destination import ErrorOutput
+from firehose.retry import RetryPolicy
+from firehose.stage import Stage
+from firehose.stream import STALL_SECONDS, DeliveryStream
 from tests.memory_destination import MemoryDestination
 
 
@@ -30,6 +33,10 @@ def memory_stream(
     destination: MemoryDestination | None = None,
     *,
     max_undelivered_bytes: int = 1 << 30,
+    stage: Stage | None = None,
+    error_output: ErrorOutput | None = None,
+    retry_policy: RetryPolicy | None = None,
+    stall_seconds: float = STALL_SECONDS,
     **config: Any,
 ) -> tuple[DeliveryStream, MemoryDestination]:
     destination = destination or MemoryDestination()
@@ -38,5 +45,9 @@ def memory_stream(
         destination,
         data_dir=data_dir,
         max_undelivered_bytes=max_undelivered_bytes,
+        stage=stage,
+        error_output=error_output,
+        retry_policy=retry_policy,
+        stall_seconds=stall_seconds,
     )
     return stream, destination

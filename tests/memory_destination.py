@@ -3,8 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable, Sequence
 
-from firehose.batch import Batch
+from firehose.batch import Batch, Record
+from firehose.destination import (
+    DELIVERED,
+    DeliveryResult,
+    DestinationCounters,
+    FailedRecord,
+)
 from firehose.errors import DeliveryError
 
 
@@ -27,11 +34,14 @@ class MemoryDestination:
         self.changed = asyncio.Event()
         self.started = False
         self.closed = False
+        self.counters = DestinationCounters(self.kind)
+        # Records this predicate picks are refused one by one (as a bulk API would).
+        self.refuse: Callable[[Record], bool] | None = None
 
     async def start(self) -> None:
         self.started = True
 
-    async def deliver(self, batch: Batch) -> None:
+    async def deliver(self, batch: Batch) -> DeliveryResult:
         self.attempts.append(batch.object_id)
         await self.open.wait()
         if self.unexpected is not None:
@@ -40,8 +50,22 @@ class MemoryDestination:
         if self.fail_forever or self.failures_left > 0:
             self.failures_left -= 1
             raise self.error
-        self.delivered.append((batch.object_id, b"".join(batch.chunks()), batch.record_count))
-        self.changed.set()
+        refuse = self.refuse
+        if refuse is None:
+            self.delivered.append((batch.object_id, b"".join(batch.chunks()), batch.record_count))
+            self.changed.set()
+            return DELIVERED
+        taken, failed = [], []
+        for record in batch.records():
+            if refuse(record):
+                failed.append(FailedRecord(record, "memory-failed", "Memory.Refused", "refused"))
+            else:
+                taken.append(record)
+        if taken:
+            body = b"".join(bytes(r.data) for r in taken)
+            self.delivered.append((batch.object_id, body, len(taken)))
+            self.changed.set()
+        return DeliveryResult(failed)
 
     async def close(self) -> None:
         self.closed = True
@@ -57,3 +81,18 @@ class MemoryDestination:
                 await self.changed.wait()
 
         await asyncio.wait_for(_wait(), timeout)
+
+
+class MemoryErrorOutput:
+    """Keeps every error record written; can fail until told otherwise."""
+
+    __test__ = False
+
+    def __init__(self) -> None:
+        self.written: list[tuple[FailedRecord, int]] = []  # (record, attempts)
+        self.failing = False
+
+    async def write(self, failures: Sequence[FailedRecord], *, attempts: int) -> None:
+        if self.failing:
+            raise DeliveryError("error output down (test)")
+        self.written += [(failure, attempts) for failure in failures]

@@ -1,4 +1,4 @@
-"""BatchBuilder: frames of the log cut into size-capped batches, record for record."""
+"""BatchBuilder: runs of records read from the log cut into size-capped batches."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from firehose.batch import Batch, BatchBuilder, RecordRun
+from firehose.batch import Batch, BatchBuilder, RecordRun, run_from_frame
 from firehose.wal import Frame, WriteAheadLog, encode_frame, scan_frames
 
 Record = tuple[int, int, bytes]  # seq, arrival ms, data
@@ -39,9 +39,35 @@ def batch_records(batch: Batch) -> list[Record]:
     return [(r.seq, r.arrival_ms, bytes(r.data)) for r in batch.records()]
 
 
+class FrameCutter:
+    """A BatchBuilder fed frames as the stream feeds it: the records after `after_seq` only."""
+
+    def __init__(self, max_bytes: int, after_seq: int) -> None:
+        self.builder = BatchBuilder(max_bytes)
+        self.after_seq = after_seq
+
+    def add(self, frame: Frame) -> list[Batch]:
+        run = run_from_frame(frame, self.after_seq)
+        if run is None:
+            return []
+        self.after_seq = frame.last_seq
+        return self.builder.add(run)
+
+    @property
+    def current(self) -> Batch:
+        return self.builder.current
+
+    @property
+    def empty(self) -> bool:
+        return self.builder.empty
+
+    def seal(self) -> Batch:
+        return self.builder.seal()
+
+
 def build(frames: list[Frame], max_bytes: int, after_seq: int = 0) -> list[Batch]:
     """Every batch of `frames`: the full ones, then what is left sealed."""
-    builder = BatchBuilder(max_bytes, after_seq)
+    builder = FrameCutter(max_bytes, after_seq)
     batches = [batch for frame in frames for batch in builder.add(frame)]
     if not builder.empty:
         batches.append(builder.seal())
@@ -112,7 +138,7 @@ def test_batch_spanning_frames_has_one_run_per_frame() -> None:
 
 def test_runs_are_slices_of_the_frame_not_copies() -> None:
     [frame], _ = make_frames([[10, 20, 30]])
-    builder = BatchBuilder(25, 0)
+    builder = FrameCutter(25, 0)
     batches = builder.add(frame)
     assert [b.size_bytes for b in batches] == [10, 20, 30]
     run = batches[1].runs[0]
@@ -122,7 +148,7 @@ def test_runs_are_slices_of_the_frame_not_copies() -> None:
 
 def test_exactly_full_batch_is_sealed_at_once() -> None:
     frames, records = make_frames([[40, 60], [10]])
-    builder = BatchBuilder(100, 0)
+    builder = FrameCutter(100, 0)
     [full] = builder.add(frames[0])
     assert full.size_bytes == 100 and builder.empty
     assert builder.add(frames[1]) == []
@@ -146,7 +172,7 @@ def test_record_larger_than_max_bytes_goes_alone() -> None:
 
 def test_partial_batch_waits_for_more() -> None:
     frames, records = make_frames([[10], [10], [10]])
-    builder = BatchBuilder(1000, 0)
+    builder = FrameCutter(1000, 0)
     for frame in frames:
         assert builder.add(frame) == []
     assert builder.current.record_count == 3
@@ -164,7 +190,7 @@ def test_empty_records() -> None:
 
 
 def test_frame_with_no_records_adds_nothing() -> None:
-    builder = BatchBuilder(10, 0)
+    builder = FrameCutter(10, 0)
     assert builder.add(make_frame(1, 5, [])) == []
     assert builder.empty and builder.after_seq == 0
 
@@ -179,7 +205,7 @@ def test_after_seq_skips_records_already_taken(after_seq: int, max_bytes: int) -
 
 def test_same_frames_twice_give_no_duplicates() -> None:
     frames, records = make_frames([[10] * 5, [10] * 5])
-    builder = BatchBuilder(25, 0)
+    builder = FrameCutter(25, 0)
     batches = [b for frame in frames for b in builder.add(frame)]
     # A reader may hand back a frame that starts before what was taken: nothing repeats.
     batches += [b for frame in frames for b in builder.add(frame)]
@@ -190,13 +216,35 @@ def test_same_frames_twice_give_no_duplicates() -> None:
 
 def test_after_seq_follows_what_was_taken() -> None:
     frames, _ = make_frames([[10] * 5])
-    builder = BatchBuilder(25, 0)
+    builder = FrameCutter(25, 0)
     builder.add(frames[0])
     assert builder.after_seq == 5
     # Resuming a new builder where the old stopped continues without a gap.
-    resumed = BatchBuilder(25, 3)
+    resumed = FrameCutter(25, 3)
     assert resumed.add(frames[0]) == []
     assert resumed.current.first_seq == 4 and resumed.current.record_count == 2
+
+
+def test_whole_run_is_kept_as_is_when_it_fits() -> None:
+    [frame], _ = make_frames([[10, 20]])
+    run = run_from_frame(frame, 0)
+    assert run is not None
+    builder = BatchBuilder(100)
+    assert builder.add(run) == []
+    assert builder.current.runs == [run]
+
+
+def test_subset_keeps_object_id_and_partition() -> None:
+    frames, records = make_frames([[3, 4, 5]])
+    builder = BatchBuilder(100, partition=(("customer", "7"),))
+    run = run_from_frame(frames[0], 0)
+    assert run is not None
+    builder.add(run)
+    batch = builder.seal()
+    chosen = [r for r in batch.records() if r.seq != 2]
+    retry = batch.subset(chosen)
+    assert retry.object_id == batch.object_id and retry.partition == batch.partition
+    assert batch_records(retry) == [records[0], records[2]]
 
 
 def test_object_id_is_fixed_per_batch() -> None:
@@ -232,7 +280,7 @@ async def test_batches_from_the_log(tmp_path: Path) -> None:
             records += [(first + i, index, d) for i, d in enumerate(data)]
         await wal.sync()
         reader = wal.reader()
-        builder = BatchBuilder(1500, reader.after_seq)
+        builder = FrameCutter(1500, reader.after_seq)
         batches: list[Batch] = []
         while frames := await reader.read(700):
             for frame in frames:

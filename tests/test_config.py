@@ -497,6 +497,39 @@ def test_other_destination_types_are_refused_clearly(tmp_path: Path, destination
     )
 
 
+def test_a_stream_needs_a_destination(tmp_path: Path) -> None:
+    path = write_body(tmp_path, {"DeliveryStreamName": "s"})
+    assert str(only_problem(path)) == (
+        f"{path}: ExtendedS3DestinationConfiguration: is required: a stream needs one destination"
+    )
+    snake = write(tmp_path, "snake.yaml", "name: s\n")
+    assert str(only_problem(snake)) == f"{snake}: s3: is required: a stream needs one destination"
+
+
+def test_a_stream_has_one_destination(tmp_path: Path) -> None:
+    body = {**MINIMAL, "S3DestinationConfiguration": {"BucketARN": "arn:aws:s3:::b"}}
+    problems = problems_of(write_body(tmp_path, body))
+    assert [(p.field, p.allowed) for p in problems] == [
+        (
+            "S3DestinationConfiguration",
+            "names the same field as ExtendedS3DestinationConfiguration: give only one of them",
+        )
+    ]
+
+
+def test_the_destination_section_gives_hints_retry_policy_and_description(
+    tmp_path: Path,
+) -> None:
+    stream = load_one(write(tmp_path, "s.yaml", "name: s\ns3: {bucket: b}\n"))
+    section = stream.destination
+    assert section is stream.s3 and section.kind == "S3"
+    assert section.buffering_hints.size_in_mbs == 5
+    assert section.retry_policy().deadline_seconds is None  # S3: retried until delivered
+    description = section.description("123456789012")
+    assert description["ExtendedS3DestinationDescription"]["BucketARN"] == "arn:aws:s3:::b"
+    assert "S3BackupMode" not in description["S3DestinationDescription"]
+
+
 @pytest.mark.parametrize("stream_type", ["KinesisStreamAsSource", "MSKAsSource", "Direct"])
 def test_only_direct_put_streams(tmp_path: Path, stream_type: str) -> None:
     problem = only_problem(write_body(tmp_path, {**MINIMAL, "DeliveryStreamType": stream_type}))

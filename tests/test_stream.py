@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from firehose.errors import DeliveryError, ServiceUnavailableError, WalError
+from firehose.errors import DeliveryError, NotAcceptingError, WalError
 from firehose.wal import WriteAheadLog
 from tests.factories import memory_stream
 
@@ -105,15 +105,15 @@ async def test_undelivered_limit_turns_into_backpressure(tmp_path: Path) -> None
     await stream.open()
     first, taken = await stream.put(records(15))  # 1500 bytes: only 10 fit
     assert (first, taken) == (1, 10)
-    with pytest.raises(ServiceUnavailableError):
-        await stream.put(records(1))
+    assert (await stream.put(records(1)))[1] == 0  # none fit: the API answers it as throttled
     assert stream.counters.throttled_records == 6
+    room = asyncio.create_task(stream.wait_for_room(100))
+    await asyncio.sleep(0.1)
+    assert not room.done()  # a source waits here instead of failing or spinning
     dest.open.set()
     await dest.wait_for_records(10, timeout=5)
-    for _ in range(100):  # the watermark is written just after the destination took the batch
-        if stream.undelivered_bytes == 0:
-            break
-        await asyncio.sleep(0.05)
+    await asyncio.wait_for(room, 5)
+    assert stream.undelivered_bytes == 0
     _, taken = await stream.put(records(1))
     assert taken == 1
     await stream.close(timeout=5)
@@ -123,7 +123,7 @@ async def test_put_after_close_is_refused(tmp_path: Path) -> None:
     stream, _ = memory_stream(tmp_path)
     await stream.open()
     await stream.close(timeout=1)
-    with pytest.raises(ServiceUnavailableError):
+    with pytest.raises(NotAcceptingError):
         await stream.put(records(1))
 
 

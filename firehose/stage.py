@@ -1,0 +1,37 @@
+"""The processing stage between the log and the destination buffers.
+
+A stage takes runs of records as read from the log and returns the records to deliver, each
+routed to a partition, and the records it gave up on (to the error output). Records it returns
+keep the seq of the record they came from, so the watermark stays exact. The stage runs on the
+delivery task, never on the API's request path; a stage that runs user code runs it in workers.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from firehose.batch import PartitionKey, RecordRun
+from firehose.destination import FailedRecord
+
+
+@dataclass
+class StageOutput:
+    routed: list[tuple[PartitionKey, RecordRun]] = field(default_factory=list)
+    failed: list[FailedRecord] = field(default_factory=list)
+
+
+class Stage(Protocol):
+    async def process(self, runs: list[RecordRun]) -> StageOutput: ...
+
+    async def close(self) -> None: ...
+
+
+class PassThrough:
+    """No processing configured: every record goes as it came, to the one buffer."""
+
+    async def process(self, runs: list[RecordRun]) -> StageOutput:
+        return StageOutput(routed=[(None, run) for run in runs])
+
+    async def close(self) -> None:
+        return None

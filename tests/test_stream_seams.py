@@ -1,0 +1,256 @@
+"""The stream's seams: partition buffers and the low-water mark, per-record failures and retry
+windows, the error output, sources' arrival times and back-pressure, and /health's states."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+from firehose.batch import PartitionKey, RecordRun
+from firehose.destination import FailedRecord
+from firehose.retry import RetryPolicy
+from firehose.stage import StageOutput
+from firehose.stream import DeliveryState
+from tests.factories import memory_stream
+from tests.memory_destination import MemoryErrorOutput
+from tests.test_stream import records
+
+
+async def wait_until(condition: object, timeout: float = 10.0) -> None:
+    async def _poll() -> None:
+        while not condition():  # type: ignore[operator]
+            await asyncio.sleep(0.02)
+
+    await asyncio.wait_for(_poll(), timeout)
+
+
+class SplitByFirstDigit:
+    """A stage that routes each record to a partition named by its last digit, one record a
+    run, and refuses records ending in 9 (to the error output)."""
+
+    def __init__(self) -> None:
+        self.closed = False
+
+    async def process(self, runs: list[RecordRun]) -> StageOutput:
+        output = StageOutput()
+        for run in runs:
+            offset = 0
+            for index, length in enumerate(run.lengths):
+                data = run.data[offset : offset + length]
+                offset += length
+                seq = run.first_seq + index
+                digit = bytes(data).rstrip(b"\n")[-1:].decode()
+                if digit == "9":
+                    from firehose.batch import Record
+
+                    record = Record(seq, run.arrival_ms, data)
+                    output.failed.append(
+                        FailedRecord(record, "processing-failed", "Test.Nine", "nine")
+                    )
+                    continue
+                partition: PartitionKey = (("digit", digit),)
+                output.routed.append((partition, RecordRun(seq, run.arrival_ms, [length], data)))
+        return output
+
+    async def close(self) -> None:
+        self.closed = True
+
+
+async def test_each_partition_flushes_on_its_own_and_errors_go_to_the_error_output(
+    tmp_path: Path,
+) -> None:
+    errors = MemoryErrorOutput()
+    stage = SplitByFirstDigit()
+    stream, dest = memory_stream(tmp_path, interval=1, size_mib=1, stage=stage, error_output=errors)
+    await stream.open()
+    await stream.put(records(30))
+    await dest.wait_for_records(27, timeout=10)  # three records end in 9
+    assert len(dest.delivered) == 9  # one object per digit 0..8
+    assert sorted(failure.record.seq for failure, _ in errors.written) == [10, 20, 30]
+    assert all(failure.output_type == "processing-failed" for failure, _ in errors.written)
+    await wait_until(lambda: stream.wal.delivered_seq == 30)
+    assert await stream.close(timeout=5)
+    assert stage.closed
+
+
+class TwoPartitions:
+    """Even seqs to a partition that fills at once, odd ones to one that never fills."""
+
+    async def process(self, runs: list[RecordRun]) -> StageOutput:
+        output = StageOutput()
+        for run in runs:
+            offset = 0
+            for index, length in enumerate(run.lengths):
+                seq = run.first_seq + index
+                data = run.data[offset : offset + length]
+                offset += length
+                key: PartitionKey = (("p", "big" if seq % 2 == 0 else "small"),)
+                size = length if seq % 2 == 0 else 1
+                output.routed.append((key, RecordRun(seq, run.arrival_ms, [size], data[:size])))
+        return output
+
+    async def close(self) -> None:
+        return None
+
+
+async def test_the_watermark_never_passes_a_record_held_in_another_partition(
+    tmp_path: Path,
+) -> None:
+    """The big partition delivers full batches; the small one holds seq 1 all along: the log's
+    watermark must stay below it, so a crash cannot lose it."""
+    stream, dest = memory_stream(tmp_path, interval=900, size_mib=1, stage=TwoPartitions())
+    await stream.open()
+    big = [b"x" * 999 + b"\n"] * 2200  # 1100 even records of 1000 bytes: over 1 MiB
+    await stream.put(big)
+    await dest.wait_for_records(1048, timeout=10)  # one full MiB of the big partition
+    assert stream.health()["buffered_partitions"] >= 1
+    assert stream.wal.delivered_seq == 0  # seq 1 is still buffered in the small partition
+    # Crash: the task is dropped without a flush (as SIGKILL would).
+    stream._task.cancel()  # type: ignore[union-attr]
+    await stream.wal.close()
+
+    again, dest2 = memory_stream(tmp_path, interval=0, size_mib=1, stage=TwoPartitions())
+    await again.open()
+    await dest2.wait_for_records(2200, timeout=10)  # everything again: at-least-once
+    await wait_until(lambda: again.wal.delivered_seq == 2200)
+    assert await again.close(timeout=5)
+
+
+async def test_refused_records_alone_are_retried_until_taken(tmp_path: Path) -> None:
+    """No retry window (S3's policy): only the refused records are sent again."""
+    stream, dest = memory_stream(
+        tmp_path, interval=0, retry_policy=RetryPolicy(initial_backoff_seconds=0.05)
+    )
+    refusals = {3: 2, 4: 1}  # seq -> times to refuse it
+
+    def refuse(record: object) -> bool:
+        seq = record.seq  # type: ignore[attr-defined]
+        if refusals.get(seq, 0) > 0:
+            refusals[seq] -= 1
+            return True
+        return False
+
+    dest.refuse = refuse
+    await stream.open()
+    sent = records(5)
+    await stream.put(sent)
+    await dest.wait_for_records(5, timeout=10)
+    assert [count for _, _, count in dest.delivered] == [3, 1, 1]
+    assert sorted(dest.data.splitlines(keepends=True)) == sorted(sent)
+    assert stream.destination.counters.failed_attempts == 2
+    assert stream.destination.counters.records == 5
+    await wait_until(lambda: stream.wal.delivered_seq == 5)
+    assert await stream.close(timeout=5)
+
+
+async def test_what_fails_past_the_retry_window_goes_to_the_error_output(tmp_path: Path) -> None:
+    errors = MemoryErrorOutput()
+    stream, dest = memory_stream(
+        tmp_path,
+        interval=0,
+        error_output=errors,
+        retry_policy=RetryPolicy(deadline_seconds=0.3, initial_backoff_seconds=0.05),
+    )
+    dest.refuse = lambda record: record.seq % 2 == 0
+    await stream.open()
+    await stream.put(records(6))
+    await wait_until(lambda: len(errors.written) == 3)
+    assert sorted(f.record.seq for f, _ in errors.written) == [2, 4, 6]
+    assert all(attempts >= 2 for _, attempts in errors.written)
+    assert sum(count for _, _, count in dest.delivered) == 3
+    await wait_until(lambda: stream.wal.delivered_seq == 6)
+    assert stream.counters.failed_records == 3
+    assert await stream.close(timeout=5)
+
+
+async def test_a_whole_batch_failing_past_the_window_is_filed_with_the_error_code(
+    tmp_path: Path,
+) -> None:
+    from firehose.errors import DeliveryError
+
+    errors = MemoryErrorOutput()
+    stream, dest = memory_stream(
+        tmp_path,
+        interval=0,
+        error_output=errors,
+        retry_policy=RetryPolicy(deadline_seconds=0.2, initial_backoff_seconds=0.05),
+    )
+    dest.fail_forever = True
+    dest.error = DeliveryError("endpoint down", code="Memory.Down", output_type="memory-failed")
+    await stream.open()
+    await stream.put(records(4))
+    await wait_until(lambda: len(errors.written) == 4)
+    assert {(f.error_code, f.output_type) for f, _ in errors.written} == {
+        ("Memory.Down", "memory-failed")
+    }
+    assert await stream.close(timeout=5)
+
+
+async def test_an_error_output_that_fails_pauses_delivery_and_loses_nothing(
+    tmp_path: Path,
+) -> None:
+    errors = MemoryErrorOutput()
+    errors.failing = True
+    stream, dest = memory_stream(
+        tmp_path,
+        interval=0,
+        error_output=errors,
+        retry_policy=RetryPolicy(deadline_seconds=0.1, initial_backoff_seconds=0.05),
+    )
+    dest.refuse = lambda record: record.seq == 1
+    await stream.open()
+    await stream.put(records(2))
+    await wait_until(lambda: stream.health()["last_error"] == "error output down (test)")
+    await asyncio.sleep(0.3)
+    assert stream.delivery_state is DeliveryState.RETRYING
+    assert stream.wal.delivered_seq == 0  # the refused record is not written anywhere yet
+    errors.failing = False
+    await wait_until(lambda: len(errors.written) == 1)
+    await wait_until(lambda: stream.wal.delivered_seq == 2)
+    assert await stream.close(timeout=5)
+
+
+async def test_a_source_puts_with_its_own_arrival_time(tmp_path: Path) -> None:
+    stream, dest = memory_stream(tmp_path, interval=0)
+    seen: list[int] = []
+    stream.add_delivered_listener(seen.append)
+    original = dest.deliver
+    arrivals: list[int | None] = []
+
+    async def deliver(batch):  # type: ignore[no-untyped-def]
+        arrivals.append(batch.oldest_arrival_ms)
+        return await original(batch)
+
+    dest.deliver = deliver  # type: ignore[method-assign]
+    await stream.open()
+    first, taken = await stream.put(records(2), arrival_ms=1_600_000_000_000)
+    assert (first, taken) == (1, 2)
+    await dest.wait_for_records(2)
+    assert arrivals == [1_600_000_000_000]
+    await wait_until(lambda: seen and seen[-1] == 2)
+    assert await stream.close(timeout=5)
+
+
+async def test_health_shows_idle_delivering_stalled_and_retrying(tmp_path: Path) -> None:
+    stream, dest = memory_stream(
+        tmp_path,
+        interval=0,
+        stall_seconds=0.3,
+        retry_policy=RetryPolicy(initial_backoff_seconds=5),
+    )
+    assert stream.delivery_state is DeliveryState.STOPPED
+    await stream.open()
+    assert stream.delivery_state is DeliveryState.IDLE and stream.healthy
+    assert stream.health()["oldest_undelivered_age_seconds"] is None
+    dest.open.clear()  # the store stops answering
+    await stream.put(records(1))
+    await wait_until(lambda: stream.delivery_state is DeliveryState.DELIVERING)
+    await wait_until(lambda: stream.delivery_state is DeliveryState.STALLED, timeout=5)
+    assert not stream.healthy
+    assert stream.health()["oldest_undelivered_age_seconds"] > 0
+    dest.fail_forever = True
+    dest.open.set()
+    await wait_until(lambda: stream.delivery_state is DeliveryState.RETRYING)
+    assert stream.health()["delivery"] == "retrying"
+    assert not await stream.close(timeout=0.5)
+    assert stream.delivery_state is DeliveryState.STOPPED
