@@ -398,7 +398,9 @@ class DeliveryStreamConfig(_Model):
     @property
     def destination(self) -> DestinationSection:
         """The stream's one destination section, whatever its kind."""
-        sections = [getattr(self, name) for name in DESTINATION_FIELDS]
+        sections: list[DestinationSection | None] = [
+            getattr(self, name) for name in DESTINATION_FIELDS
+        ]
         return next(section for section in sections if section is not None)
 
     @field_validator("name")

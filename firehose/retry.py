@@ -21,4 +21,5 @@ class RetryPolicy:
 
     def backoff(self, attempt: int) -> float:
         """Seconds to wait after failed attempt number `attempt` (1-based), before jitter."""
-        return min(self.initial_backoff_seconds * 2 ** (attempt - 1), self.max_backoff_seconds)
+        backoff: float = self.initial_backoff_seconds * 2.0 ** (attempt - 1)
+        return min(backoff, self.max_backoff_seconds)

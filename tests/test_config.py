@@ -12,7 +12,7 @@ import pytest
 import yaml
 
 from firehose.compression import CODECS
-from firehose.config import DeliveryStreamConfig
+from firehose.config import DeliveryStreamConfig, ExtendedS3Destination
 from firehose.config_load import ConfigError, ConfigProblem, load_configs
 
 REQUEST_BODY = """\
@@ -46,7 +46,7 @@ Tags:
     Value: prod
 """
 
-MINIMAL = {
+MINIMAL: dict[str, Any] = {
     "DeliveryStreamName": "s",
     "ExtendedS3DestinationConfiguration": {"BucketARN": "arn:aws:s3:::b"},
 }
@@ -82,6 +82,12 @@ def only_problem(path: Path) -> ConfigProblem:
     return problems[0]
 
 
+def s3_of(stream: DeliveryStreamConfig) -> ExtendedS3Destination:
+    """The stream's S3 destination section (these tests define S3 streams only)."""
+    assert stream.s3 is not None
+    return stream.s3
+
+
 def with_s3(**fields: Any) -> dict[str, Any]:
     """MINIMAL with ExtendedS3DestinationConfiguration fields set (None removes one)."""
     s3 = {**MINIMAL["ExtendedS3DestinationConfiguration"], **fields}
@@ -99,7 +105,7 @@ def test_create_delivery_stream_body_loads_as_is(tmp_path: Path) -> None:
 
     assert stream.name == "clickstream"
     assert stream.type == "DirectPut"
-    s3 = stream.s3
+    s3 = s3_of(stream)
     assert s3.bucket_arn == "arn:aws:s3:::analytics-raw"
     assert s3.bucket == "analytics-raw"
     assert s3.role_arn == "arn:aws:iam::123456789012:role/firehose-delivery"
@@ -123,7 +129,7 @@ def test_create_delivery_stream_body_loads_as_is(tmp_path: Path) -> None:
 )
 def test_every_compression_format_loads(tmp_path: Path, codec: str) -> None:
     text = REQUEST_BODY.replace("CompressionFormat: GZIP", f"CompressionFormat: {codec}")
-    assert load_one(write(tmp_path, "s.yaml", text)).s3.compression_format == codec
+    assert s3_of(load_one(write(tmp_path, "s.yaml", text))).compression_format == codec
 
 
 def test_deprecated_s3_destination_configuration_key_loads(tmp_path: Path) -> None:
@@ -189,13 +195,13 @@ def test_friendly_form_gives_the_same_model_as_the_api_form(tmp_path: Path) -> N
     expected = load_one(api)
     assert load_one(by_name) == expected
     assert load_one(by_arn) == expected
-    assert expected.s3.endpoint_url == "file://data/s3"
+    assert s3_of(expected).endpoint_url == "file://data/s3"
 
 
 @pytest.mark.parametrize("written", ["gzip", "GZIP", "Gzip"])
 def test_friendly_compression_takes_any_letter_case(tmp_path: Path, written: str) -> None:
     path = write(tmp_path, "s.yaml", f"name: s\ns3: {{bucket: b, compression: {written}}}\n")
-    assert load_one(path).s3.compression_format == "GZIP"
+    assert s3_of(load_one(path)).compression_format == "GZIP"
 
 
 def test_api_compression_format_is_exact_as_in_the_api(tmp_path: Path) -> None:
@@ -211,15 +217,15 @@ def test_api_compression_format_is_exact_as_in_the_api(tmp_path: Path) -> None:
 def test_defaults(tmp_path: Path) -> None:
     stream = load_one(write_body(tmp_path, MINIMAL))
     assert stream.type == "DirectPut"
-    assert stream.s3.buffering_hints.size_in_mbs == 5
-    assert stream.s3.buffering_hints.interval_in_seconds == 300
-    assert stream.s3.compression_format == "UNCOMPRESSED"
-    assert stream.s3.prefix == ""
-    assert stream.s3.error_output_prefix is None
-    assert stream.s3.file_extension is None
-    assert stream.s3.extension == ""
-    assert stream.s3.custom_time_zone is None
-    assert stream.s3.s3_backup_mode == "Disabled"
+    assert s3_of(stream).buffering_hints.size_in_mbs == 5
+    assert s3_of(stream).buffering_hints.interval_in_seconds == 300
+    assert s3_of(stream).compression_format == "UNCOMPRESSED"
+    assert s3_of(stream).prefix == ""
+    assert s3_of(stream).error_output_prefix is None
+    assert s3_of(stream).file_extension is None
+    assert s3_of(stream).extension == ""
+    assert s3_of(stream).custom_time_zone is None
+    assert s3_of(stream).s3_backup_mode == "Disabled"
 
 
 @pytest.mark.parametrize(
@@ -235,17 +241,17 @@ def test_defaults(tmp_path: Path) -> None:
 )
 def test_extension_follows_the_codec(tmp_path: Path, codec: str, extension: str) -> None:
     stream = load_one(write_body(tmp_path, with_s3(CompressionFormat=codec)))
-    assert stream.s3.extension == extension == CODECS[codec].extension
+    assert s3_of(stream).extension == extension == CODECS[codec].extension
 
 
 def test_file_extension_overrides_the_codec_default(tmp_path: Path) -> None:
     path = write_body(tmp_path, with_s3(CompressionFormat="GZIP", FileExtension=".log.gz"))
-    assert load_one(path).s3.extension == ".log.gz"
+    assert s3_of(load_one(path)).extension == ".log.gz"
 
 
 def test_empty_file_extension_means_the_default(tmp_path: Path) -> None:
     path = write_body(tmp_path, with_s3(CompressionFormat="ZSTD", FileExtension=""))
-    assert load_one(path).s3.extension == ".zst"
+    assert s3_of(load_one(path)).extension == ".zst"
 
 
 # ---- range edges -------------------------------------------------------------------------------
@@ -258,7 +264,7 @@ def test_size_in_range_loads(tmp_path: Path, size: int) -> None:
     path = write_body(
         tmp_path, with_s3(BufferingHints={"SizeInMBs": size, "IntervalInSeconds": 60})
     )
-    assert load_one(path).s3.buffering_hints.size_in_mbs == size
+    assert s3_of(load_one(path)).buffering_hints.size_in_mbs == size
 
 
 @pytest.mark.parametrize(
@@ -276,7 +282,7 @@ def test_size_out_of_range_is_a_problem(tmp_path: Path, size: int, allowed: str)
 def test_interval_in_range_loads(tmp_path: Path, interval: int) -> None:
     hints = {"SizeInMBs": 5, "IntervalInSeconds": interval}
     path = write_body(tmp_path, with_s3(BufferingHints=hints))
-    assert load_one(path).s3.buffering_hints.interval_in_seconds == interval
+    assert s3_of(load_one(path)).buffering_hints.interval_in_seconds == interval
 
 
 @pytest.mark.parametrize(
@@ -339,7 +345,7 @@ def test_bad_bucket_arn(tmp_path: Path, arn: str) -> None:
 
 def test_other_partitions_bucket_arn_loads(tmp_path: Path) -> None:
     path = write_body(tmp_path, with_s3(BucketARN="arn:aws-cn:s3:::my.bucket_1"))
-    assert load_one(path).s3.bucket == "my.bucket_1"
+    assert s3_of(load_one(path)).bucket == "my.bucket_1"
 
 
 def test_bad_friendly_bucket_names_the_bucket_not_an_arn(tmp_path: Path) -> None:
@@ -522,7 +528,7 @@ def test_the_destination_section_gives_hints_retry_policy_and_description(
 ) -> None:
     stream = load_one(write(tmp_path, "s.yaml", "name: s\ns3: {bucket: b}\n"))
     section = stream.destination
-    assert section is stream.s3 and section.kind == "S3"
+    assert section is s3_of(stream) and section.kind == "S3"
     assert section.buffering_hints.size_in_mbs == 5
     assert section.retry_policy().deadline_seconds is None  # S3: retried until delivered
     description = section.description("123456789012")
@@ -601,7 +607,7 @@ def test_good_prefixes_load(tmp_path: Path) -> None:
             ErrorOutputPrefix="e/!{firehose:error-output-type}/!{timestamp:dd}/",
         ),
     )
-    assert load_one(path).s3.prefix == "y=!{timestamp:yyyy}/r=!{firehose:random-string}/"
+    assert s3_of(load_one(path)).prefix == "y=!{timestamp:yyyy}/r=!{firehose:random-string}/"
 
 
 def test_prefix_problems_use_the_friendly_names(tmp_path: Path) -> None:
@@ -774,7 +780,7 @@ def test_yaml_merge_keys_may_be_overridden(tmp_path: Path) -> None:
           prefix: own/
         """,
     )
-    assert load_one(path).s3.prefix == "own/"
+    assert s3_of(load_one(path)).prefix == "own/"
 
 
 @pytest.mark.parametrize(("text", "kind"), [("- a\n- b\n", "a list"), ("just text\n", "a string")])

@@ -23,7 +23,8 @@ RANDOM_STRING = r"[0-9a-f-]{11}"
 
 def epoch_ms(*fields: int, tz: timezone = UTC) -> int:
     """Epoch milliseconds of a wall-clock time, the unit records arrive with."""
-    return int(datetime(*fields, tzinfo=tz).timestamp() * 1000)
+    year, month, day, *rest = fields
+    return int(datetime(year, month, day, *rest, tzinfo=tz).timestamp() * 1000)
 
 
 # The reference's examples: the oldest record arrived 2018-08-27 10:30 UTC.

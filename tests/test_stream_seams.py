@@ -238,7 +238,7 @@ async def test_health_shows_idle_delivering_stalled_and_retrying(tmp_path: Path)
         stall_seconds=0.3,
         retry_policy=RetryPolicy(initial_backoff_seconds=5),
     )
-    assert stream.delivery_state is DeliveryState.STOPPED
+    assert stream.health()["delivery"] == "stopped"
     await stream.open()
     assert stream.delivery_state is DeliveryState.IDLE and stream.healthy
     assert stream.health()["oldest_undelivered_age_seconds"] is None
