@@ -10,10 +10,15 @@ from firehose.batch import PartitionKey, RecordRun
 from firehose.destination import FailedRecord
 from firehose.retry import RetryPolicy
 from firehose.stage import StageOutput
-from firehose.stream import DeliveryState
+from firehose.stream import DeliveryState, DeliveryStream
 from tests.factories import memory_stream
 from tests.memory_destination import MemoryErrorOutput
 from tests.test_stream import records
+
+
+def state(stream: DeliveryStream) -> DeliveryState:
+    """Read afresh each time (a property read would be narrowed once by the type checker)."""
+    return stream.delivery_state
 
 
 async def wait_until(condition: object, timeout: float = 10.0) -> None:
@@ -202,7 +207,7 @@ async def test_an_error_output_that_fails_pauses_delivery_and_loses_nothing(
     await stream.put(records(2))
     await wait_until(lambda: stream.health()["last_error"] == "error output down (test)")
     await asyncio.sleep(0.3)
-    assert stream.delivery_state is DeliveryState.RETRYING
+    assert state(stream) is DeliveryState.RETRYING
     assert stream.wal.delivered_seq == 0  # the refused record is not written anywhere yet
     errors.failing = False
     await wait_until(lambda: len(errors.written) == 1)
@@ -240,17 +245,17 @@ async def test_health_shows_idle_delivering_stalled_and_retrying(tmp_path: Path)
     )
     assert stream.health()["delivery"] == "stopped"
     await stream.open()
-    assert stream.delivery_state is DeliveryState.IDLE and stream.healthy
+    assert state(stream) is DeliveryState.IDLE and stream.healthy
     assert stream.health()["oldest_undelivered_age_seconds"] is None
     dest.open.clear()  # the store stops answering
     await stream.put(records(1))
-    await wait_until(lambda: stream.delivery_state is DeliveryState.DELIVERING)
-    await wait_until(lambda: stream.delivery_state is DeliveryState.STALLED, timeout=5)
+    await wait_until(lambda: state(stream) is DeliveryState.DELIVERING)
+    await wait_until(lambda: state(stream) is DeliveryState.STALLED, timeout=5)
     assert not stream.healthy
     assert stream.health()["oldest_undelivered_age_seconds"] > 0
     dest.fail_forever = True
     dest.open.set()
-    await wait_until(lambda: stream.delivery_state is DeliveryState.RETRYING)
+    await wait_until(lambda: state(stream) is DeliveryState.RETRYING)
     assert stream.health()["delivery"] == "retrying"
     assert not await stream.close(timeout=0.5)
-    assert stream.delivery_state is DeliveryState.STOPPED
+    assert state(stream) is DeliveryState.STOPPED
