@@ -6,9 +6,11 @@
     ├── UnknownOperationError           UnknownOperationException (400)
     ├── InvalidArgumentError            InvalidArgumentException (400)
     ├── ResourceNotFoundError           ResourceNotFoundException (400)
+    ├── RequestTimeoutError             RequestTimeoutException (408): body too slow
     └── ServiceUnavailableError         ServiceUnavailableException (503): retry later
     DeliveryError                       a destination could not take a batch
     WalError                            the write-ahead log could not be written or read
+    StartError                          the service cannot start: port taken, data dir unusable
 
 Lower-level errors (botocore, OSError, aiohttp) are mapped to these at the boundary where they
 happen; only the API layer turns them into Firehose's wire shape.
@@ -60,6 +62,12 @@ class ResourceNotFoundError(FirehoseError):
     status = 400
 
 
+class RequestTimeoutError(FirehoseError):
+    # SDKs treat this code as transient and retry it.
+    code = "RequestTimeoutException"
+    status = 408
+
+
 class ServiceUnavailableError(FirehoseError):
     code = "ServiceUnavailableException"
     status = 503
@@ -78,3 +86,7 @@ class DeliveryError(Exception):
 
 class WalError(Exception):
     """The write-ahead log failed (disk full, I/O error): the failed append is not acknowledged."""
+
+
+class StartError(Exception):
+    """The service cannot start (port in use, data dir unusable or locked); one line says why."""
