@@ -71,11 +71,14 @@ NOT_YET = frozenset(
 class Streams(Protocol):
     """What the API needs of the service: its streams, whether they are ready, who it is."""
 
-    streams: Mapping[str, DeliveryStream]
     ready: bool
     region: str
     account_id: str
     started_at: float
+
+    # Read-only, so a service holding a dict of streams matches.
+    @property
+    def streams(self) -> Mapping[str, DeliveryStream]: ...
 
 
 # A handler answers a dict, or bytes already rendered as JSON.

@@ -104,8 +104,8 @@ def main(argv: list[str] | None = None) -> int:
 
         return run(settings)
     except ConfigError as exc:
-        for problem in exc.problems:
-            print(problem, file=sys.stderr)
+        for config_problem in exc.problems:
+            print(config_problem, file=sys.stderr)
         return 1
     except (StartError, WalError) as exc:
         print(f"cannot start: {exc}", file=sys.stderr)
