@@ -6,10 +6,12 @@
     ├── UnknownOperationError           UnknownOperationException (400)
     ├── InvalidArgumentError            InvalidArgumentException (400)
     ├── ResourceNotFoundError           ResourceNotFoundException (400)
+    ├── RequestTimeoutError             RequestTimeoutException (408): body too slow
     └── ServiceUnavailableError         ServiceUnavailableException (503): retry later
     DeliveryError                       a destination could not take a batch (`retriable`)
     WalError                            the write-ahead log could not be written or read
     NotAcceptingError                   a stream is not open, or closing: put nothing now
+    StartError                          the service cannot start: port taken, data dir unusable
 
 Lower-level errors (botocore, OSError, aiohttp) are mapped to these at the boundary where they
 happen; only the API layer turns them into Firehose's wire shape.
@@ -61,6 +63,12 @@ class ResourceNotFoundError(FirehoseError):
     status = 400
 
 
+class RequestTimeoutError(FirehoseError):
+    # SDKs treat this code as transient and retry it.
+    code = "RequestTimeoutException"
+    status = 408
+
+
 class ServiceUnavailableError(FirehoseError):
     code = "ServiceUnavailableException"
     status = 503
@@ -94,3 +102,7 @@ class WalError(Exception):
 
 class NotAcceptingError(Exception):
     """A stream was asked to take records before it opened or while it closes."""
+
+
+class StartError(Exception):
+    """The service cannot start (port in use, data dir unusable or locked); one line says why."""

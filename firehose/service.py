@@ -3,24 +3,33 @@
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import gc
 import logging
 import os
+import resource
 import signal
+import sys
+import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 
 from aiohttp import web
 
 from destinations import DestinationContext, build_destination
-from firehose.api import FirehoseApi
+from firehose.api import FirehoseApi, HttpLimits
 from firehose.config import DeliveryStreamConfig
 from firehose.config_load import load_configs
+from firehose.errors import StartError
 from firehose.settings import Settings
 from firehose.source import Source
 from firehose.stream import DeliveryStream
 
 log = logging.getLogger(__name__)
+# Beside data_dir/streams/; one process per data dir, checked before the port is opened.
+DATA_DIR_LOCK = "lock"
+# A second SIGTERM or SIGINT during shutdown exits at once with this code.
+FORCED_EXIT_CODE = 1
 
 
 class Service:
@@ -55,40 +64,106 @@ class Service:
         # Started once every stream is open, stopped before any closes (see Source).
         self.sources: list[Source] = sources or []
         self._runner: web.AppRunner | None = None
+        self._lock_fd: int | None = None
+        self._streams_opened = False
+        self._sources_started: list[Source] = []
 
     async def start(self) -> None:
-        self._runner = web.AppRunner(FirehoseApi(self).app(), access_log=None)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, self.settings.host, self.settings.port)
-        await site.start()
+        """Claim the data dir and bind the port, then say "listening" and replay the logs.
+
+        What can stop a start (data dir unwritable or in use, port taken) raises StartError
+        before anything is served or logged as listening.
+        """
+        self._claim_data_dir()
+        await self._listen()
         log.info("listening on http://%s:%d", self.settings.host, self.settings.port)
+        self._streams_opened = True
         await asyncio.gather(*(stream.open() for stream in self.streams.values()))
         for source in self.sources:
             await source.start()
+            self._sources_started.append(source)
         _settle_garbage_collector()
         self.ready = True
         for stream in self.streams.values():
             log.info("stream %s ready: delivering to %s", stream.name, stream.destination.target)
 
+    def _claim_data_dir(self) -> None:
+        """Create the data dir, prove it writable and lock it against a second process."""
+        data_dir = self.settings.data_dir
+        try:
+            data_dir.mkdir(parents=True, exist_ok=True)
+            with tempfile.TemporaryFile(dir=data_dir, prefix=".write-check-"):
+                pass
+            fd = os.open(data_dir / DATA_DIR_LOCK, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as exc:
+            raise StartError(f"data dir {data_dir} is not writable: {_reason(exc)}") from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(fd)
+            raise StartError(
+                f"{data_dir} is in use by another firehose process: "
+                "give each instance its own --data-dir"
+            ) from None
+        self._lock_fd = fd
+
+    async def _listen(self) -> None:
+        limits = HttpLimits(
+            keepalive_timeout=self.settings.keepalive_timeout_seconds,
+            header_timeout=self.settings.header_timeout_seconds,
+            body_timeout=self.settings.body_timeout_seconds,
+            max_request_memory=self.settings.max_request_memory_bytes,
+        )
+        self._runner = FirehoseApi(self, limits).runner()
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, self.settings.host, self.settings.port)
+        try:
+            await site.start()
+        except OSError as exc:
+            address = f"{self.settings.host}:{self.settings.port}"
+            raise StartError(f"cannot listen on {address}: {_reason(exc)}") from None
+
     async def stop(self) -> bool:
         """Flush and deliver every stream; True if nothing was left behind in a log."""
         self.ready = False
-        for source in reversed(self.sources):
+        while self._sources_started:
+            source = self._sources_started.pop()
             try:
                 await source.stop()
             except Exception:
                 log.exception("source %s: stop failed", source.name)
         timeout = self.settings.shutdown_timeout_seconds
-        results = await asyncio.gather(
-            *(s.close(timeout) for s in self.streams.values()), return_exceptions=True
-        )
-        for stream, result in zip(self.streams.values(), results, strict=True):
+        opened = list(self.streams.values()) if self._streams_opened else []
+        results = await asyncio.gather(*(s.close(timeout) for s in opened), return_exceptions=True)
+        for stream, result in zip(opened, results, strict=True):
             if isinstance(result, BaseException):
                 log.error("stream %s: shutdown failed: %r", stream.name, result)
         if self._runner is not None:
             await self._runner.cleanup()
         self.encoder.shutdown(wait=True)
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)  # releases the flock
+            self._lock_fd = None
         return all(result is True for result in results)
+
+
+def _reason(exc: OSError) -> str:
+    """An OSError as a person reads it: "Address already in use", not "[Errno 98] ..."."""
+    return exc.strerror or str(exc)
+
+
+def raise_open_file_limit() -> None:
+    """Every connection and log segment is a file descriptor: the default soft limit (often
+    1024) would refuse connections long before the machine runs out of anything."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft == hard:
+        return
+    try:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    except (ValueError, OSError) as exc:
+        log.debug("open-file limit stays %d: cannot raise it to %d: %s", soft, hard, exc)
+        return
+    log.debug("open-file limit raised from %d to %d", soft, hard)
 
 
 def _settle_garbage_collector() -> None:
@@ -102,6 +177,7 @@ def _settle_garbage_collector() -> None:
 
 def run(settings: Settings) -> int:
     """Run the service on uvloop where it is installed (a faster event loop), else asyncio's."""
+    raise_open_file_limit()
     try:
         import uvloop
     except ImportError:
@@ -110,19 +186,22 @@ def run(settings: Settings) -> int:
 
 
 async def serve(settings: Settings) -> int:
-    """Run until SIGTERM or SIGINT, then flush, deliver and return the exit code."""
+    """Run until SIGTERM or SIGINT, then flush, deliver and return the exit code.
+
+    A second signal during shutdown exits at once with FORCED_EXIT_CODE; what was not delivered
+    stays in the log and is delivered at the next start.
+    """
     service = Service(settings, load_configs(settings.config))
     stopping = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signum, stopping.set)
+        loop.add_signal_handler(signum, _on_signal, signum, stopping, settings)
     start = asyncio.create_task(service.start())
     await asyncio.wait([start, asyncio.create_task(stopping.wait())], return_when="FIRST_COMPLETED")
     if start.done() and start.exception() is not None:
         await service.stop()
         raise start.exception()  # type: ignore[misc]
     await stopping.wait()
-    log.info("shutting down: flushing every buffer")
     try:
         await start
     except Exception:
@@ -130,3 +209,25 @@ async def serve(settings: Settings) -> int:
     delivered_all = await service.stop()
     log.info("stopped%s", "" if delivered_all else "; undelivered records stay in the log")
     return 0
+
+
+def _on_signal(signum: int, stopping: asyncio.Event, settings: Settings) -> None:
+    """The first signal starts a shutdown bounded by its timeout; the second ends it now."""
+    name = signal.Signals(signum).name
+    if not stopping.is_set():
+        log.info(
+            "%s: shutting down; delivering for up to %gs, then what is left stays in the log "
+            "(send it again to exit at once)",
+            name,
+            settings.shutdown_timeout_seconds,
+        )
+        stopping.set()
+        return
+    log.warning(
+        "%s again: exiting now; undelivered records stay in the log for the next start", name
+    )
+    logging.shutdown()
+    sys.stderr.flush()
+    # No cleanup on purpose: acknowledged records are on disk already, and closing streams
+    # is exactly the wait that was just refused.
+    os._exit(FORCED_EXIT_CODE)

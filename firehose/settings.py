@@ -22,24 +22,42 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="ignore")
 
     config: Path = Field(Path("configs"), description="a YAML file or a folder of them")
-    host: str = "127.0.0.1"
-    port: int = Field(4573, ge=0, le=65535)
+    host: str = Field("127.0.0.1", description="address to listen on")
+    port: int = Field(4573, ge=0, le=65535, description="port to listen on")
     data_dir: Path = Field(Path("data"), description="write-ahead logs and watermarks")
-    region: str = "us-east-1"
-    account_id: str = Field("000000000000", pattern=r"^\d{12}$")
+    region: str = Field("us-east-1", description="the region in ARNs")
+    account_id: str = Field("000000000000", pattern=r"^\d{12}$", description="the account in ARNs")
     max_undelivered_mib: int = Field(
         2048, ge=1, description="per stream; past it puts answer ServiceUnavailableException"
     )
-    wal_segment_mib: int = Field(64, ge=1, le=1024)
+    wal_segment_mib: int = Field(64, ge=1, le=1024, description="write-ahead log segment size")
     s3_endpoint_url: str | None = Field(
         None, description="overrides every stream's S3 endpoint: http(s)://… or file://DIR"
     )
     shutdown_timeout_seconds: float = Field(
-        120.0,
+        25.0,
         ge=0,
-        description="on SIGTERM, how long to try delivering before leaving data in the log",
+        description="on SIGTERM, how long to keep delivering before leaving the rest in the log; "
+        "give the container a stop grace period a few seconds longer (30s for the default)",
     )
-    log_level: str = "INFO"
+    keepalive_timeout_seconds: float = Field(
+        75.0, gt=0, description="an idle connection is closed after this long"
+    )
+    header_timeout_seconds: float = Field(
+        10.0, gt=0, description="a connection whose request headers take longer is closed"
+    )
+    body_timeout_seconds: float = Field(
+        60.0,
+        gt=0,
+        description="a request body taking longer is answered 408 and its connection closed",
+    )
+    max_request_memory_mib: int = Field(
+        256,
+        ge=1,
+        description="request bodies held in memory at once, all requests together; "
+        "past it requests wait a second, then are answered ServiceUnavailableException",
+    )
+    log_level: str = Field("INFO", description="DEBUG, INFO, WARNING, ERROR or CRITICAL")
 
     @field_validator("s3_endpoint_url")
     @classmethod
@@ -59,6 +77,10 @@ class Settings(BaseSettings):
     @property
     def max_undelivered_bytes(self) -> int:
         return self.max_undelivered_mib * 1024 * 1024
+
+    @property
+    def max_request_memory_bytes(self) -> int:
+        return self.max_request_memory_mib * 1024 * 1024
 
 
 class SettingsError(Exception):

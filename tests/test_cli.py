@@ -6,9 +6,13 @@ import os
 import subprocess
 import sys
 import textwrap
+from importlib.metadata import version
 from pathlib import Path
+from typing import Any
 
 import pytest
+
+from firehose.settings import Settings
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -181,3 +185,46 @@ def test_serve_refuses_a_bad_config_with_the_same_problems(tmp_path: Path) -> No
         f"{tmp_path / 's.yaml'}: ExtendedS3DestinationConfiguration.BufferingHints.SizeInMBs: "
         "got 500, must be less than or equal to 128"
     ]
+
+
+def shown_default(default: Any) -> str:
+    """A default as help and README show it: 25, not 25.0."""
+    if default is None:
+        return "unset"
+    return f"{default:g}" if isinstance(default, float) else str(default)
+
+
+def test_version() -> None:
+    result = run("--version")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == f"firehose {version('firehose')}"
+
+
+def test_serve_help_names_every_setting_with_its_variable_and_default() -> None:
+    result = run("serve", "--help")
+    assert result.returncode == 0, result.stderr
+    text = " ".join(result.stdout.split())  # argparse wraps lines anywhere
+    for name, field in Settings.model_fields.items():
+        option = f"--{name.replace('_', '-')}"
+        assert option in text
+        assert f"env FIREHOSE_{name.upper()}" in text.replace("- ", "-")
+        shown = shown_default(field.default)
+        assert f"default {shown})" in text.replace("- ", "-"), name
+
+
+def test_every_setting_is_an_option(tmp_path: Path) -> None:
+    result = run("serve", "--config", str(tmp_path / "nope"), "--header-timeout-seconds", "0")
+    assert result.returncode == 2
+    assert result.stderr.splitlines() == [
+        "--header-timeout-seconds: got 0.0, must be greater than 0"
+    ]
+
+
+def test_readme_lists_every_setting_with_its_default() -> None:
+    readme = (REPO / "README.md").read_text()
+    table = readme.split("## Service settings", 1)[1].split("\n## ", 1)[0]
+    for name, field in Settings.model_fields.items():
+        assert f"`FIREHOSE_{name.upper()}`" in table, name
+        shown = shown_default(field.default)
+        row = next(line for line in table.splitlines() if f"`FIREHOSE_{name.upper()}`" in line)
+        assert f"| `{shown}` |" in row or f"| {shown} |" in row, (name, row)
