@@ -6,6 +6,7 @@ import asyncio
 import errno
 import os
 import random
+import shutil
 import struct
 import threading
 import time
@@ -15,17 +16,14 @@ from pathlib import Path
 import pytest
 
 from firehose.errors import WalError
+from firehose.frames import HEADER_SIZE, MAGIC, Frame, encode_frame
 from firehose.wal import (
-    HEADER_SIZE,
-    MAGIC,
     READ_CHUNK,
     SEGMENT_SUFFIX,
     WATERMARK_FILE,
-    Frame,
     RecoveryReport,
     WalReader,
     WriteAheadLog,
-    encode_frame,
     scan_frames,
 )
 
@@ -1106,3 +1104,120 @@ async def test_reader_resyncs_onto_a_frame_cut_by_its_read_chunk(
     kept = written[0] + written[1] + written[3]
     for max_bytes in [1, 100, READ_CHUNK]:
         assert await read_records(wal, 0, max_bytes) == kept, max_bytes
+
+
+# -- recovery reads a chunk at a time --------------------------------------------------------
+
+
+async def damaged_log(open_log: OpenLog, log_dir: Path, seed: int) -> list[Record]:
+    """A log of frames of every size, tricky records among them, then damaged: what was written."""
+    rng = random.Random(seed)
+    wal, _ = open_log(segment_bytes=200_000)
+    written: list[Record] = []
+    for index in range(120):
+        records = payloads(rng, rng.randint(0, 4), rng.choice([50, 500, 5000]))
+        if rng.random() < 0.2:
+            records.append(rng.choice(tricky_records()))
+        if rng.random() < 0.05:
+            records.append(rng.randbytes(70_000))  # larger than any small chunk
+        written += await put(wal, records, index)
+    await wal.close()
+    for path in segment_files(log_dir):
+        data = bytearray(path.read_bytes())
+        for _ in range(rng.randint(0, 3)):
+            data[rng.randrange(len(data))] ^= 1 << rng.randrange(8)
+        if rng.random() < 0.5:
+            data = data[: rng.randrange(len(data) + 1)]
+        path.write_bytes(bytes(data))
+    return written
+
+
+@pytest.mark.parametrize("chunk", [HEADER_SIZE, 100, 4096, 65_536])
+@pytest.mark.parametrize("seed", range(4))
+async def test_recovery_in_small_chunks_finds_what_a_whole_read_finds(
+    open_log: OpenLog,
+    monkeypatch: pytest.MonkeyPatch,
+    log_dir: Path,
+    tmp_path: Path,
+    chunk: int,
+    seed: int,
+) -> None:
+    await damaged_log(open_log, log_dir, seed)
+    copy = tmp_path / "copy"
+    shutil.copytree(log_dir, copy)
+    whole, whole_report = open_log()  # the default chunk is larger than any segment here
+    expected = await read_records(whole, 0)
+
+    monkeypatch.setattr("firehose.wal.SCAN_CHUNK", chunk)
+    reads: list[int] = []
+    real_pread = os.pread
+
+    def pread(fd: int, length: int, offset: int) -> bytes:
+        reads.append(length)
+        return real_pread(fd, length, offset)
+
+    real_read_bytes = Path.read_bytes
+
+    def read_bytes(self: Path) -> bytes:
+        assert self.suffix != SEGMENT_SUFFIX, f"recovery read all of {self} at once"
+        return real_read_bytes(self)
+
+    monkeypatch.setattr(os, "pread", pread)
+    monkeypatch.setattr(Path, "read_bytes", read_bytes)
+    chunked, report = open_log(copy)
+    monkeypatch.undo()
+
+    assert reads
+    assert [(c.path.name, c.offset, c.length) for c in report.corruptions] == [
+        (c.path.name, c.offset, c.length) for c in whole_report.corruptions
+    ]
+    assert (report.frames, report.records_pending, report.bytes_pending) == (
+        whole_report.frames,
+        whole_report.records_pending,
+        whole_report.bytes_pending,
+    )
+    assert chunked.next_seq == whole.next_seq
+    assert [p.stat().st_size for p in segment_files(copy)] == [
+        p.stat().st_size for p in segment_files(log_dir)
+    ]
+    assert await read_records(chunked, 0) == expected
+
+
+async def test_recovery_of_a_segment_much_larger_than_its_chunk(
+    open_log: OpenLog, monkeypatch: pytest.MonkeyPatch, log_dir: Path
+) -> None:
+    monkeypatch.setattr("firehose.wal.SCAN_CHUNK", 1000)
+    written, offsets = await write_frames(
+        open_log, [[b"%d-" % k + b"r" * (k % 700), *tricky_records()] for k in range(400)]
+    )
+    [path] = segment_files(log_dir)
+    size = path.stat().st_size
+    assert size > 300 * 1000
+    flip(path, offsets[150] + HEADER_SIZE + 3)  # a frame that spans chunks, in the middle
+    torn = encode_frame(written[-1][-1][0] + 1, 1, [b"torn"] * 300)[:-1]  # spans chunks too
+    with path.open("ab") as handle:
+        handle.write(torn)
+
+    reads: list[int] = []
+    real_pread = os.pread
+
+    def pread(fd: int, length: int, offset: int) -> bytes:
+        reads.append(length)
+        return real_pread(fd, length, offset)
+
+    monkeypatch.setattr(os, "pread", pread)
+    wal, report = open_log()
+    monkeypatch.setattr(os, "pread", real_pread)
+    ends = [*offsets[1:], size]
+    largest_frame = max(end - start for start, end in zip(offsets, ends, strict=True))
+    assert largest_frame > 1000 and max(reads) <= largest_frame
+    assert sum(reads) < 3 * path.stat().st_size
+    assert [(c.offset, c.length) for c in report.corruptions] == [
+        (offsets[150], offsets[151] - offsets[150]),
+        (size, len(torn)),
+    ]
+    assert path.stat().st_size == size
+    kept = [record for index, frame in enumerate(written) for record in frame if index != 150]
+    assert report.frames == 399 and report.records_pending == len(kept)
+    assert await read_records(wal) == kept
+    assert wal.next_seq == written[-1][-1][0] + 1
