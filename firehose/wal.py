@@ -7,8 +7,9 @@ Layout of a stream's log directory (the frame format is in `firehose.frames`):
 
 Appends are written at once and made durable by a group commit: one fdatasync, in a thread of its
 own, for every append that arrived meanwhile. On open, a torn or corrupt frame is reported and
-skipped (the scan resynchronises on the next valid frame) and the segment is cut back to its last
-valid frame: the service never crash-loops on its log.
+skipped (the scan resynchronises on the next valid frame), the segment is cut back to its last
+valid frame, and records missing from the sequence are reported: the service never crash-loops on
+its log, and never loses records silently.
 """
 
 from __future__ import annotations
@@ -46,6 +47,7 @@ __all__ = [
     "WATERMARK_FILE",
     "Corruption",
     "Frame",
+    "Problem",
     "RecoveryReport",
     "SegmentScanner",
     "WalReader",
@@ -86,15 +88,39 @@ class Corruption:
     length: int
 
 
+@dataclass(frozen=True)
+class Problem:
+    """Damage found on opening the log, for the logs and /health.
+
+    `kind` is "corrupt" (bytes skipped), "gap" (seqs that no segment holds) or
+    "watermark-beyond-end" (the watermark names seqs the log never held). `records_affected`
+    counts the records lost, or for the watermark how far beyond the log it is; None when the
+    count cannot be known (bytes at the very end of the log, most likely a write that a crash cut
+    short and that was never acknowledged).
+    """
+
+    kind: str
+    message: str
+    records_affected: int | None
+
+
 @dataclass
 class RecoveryReport:
-    """What opening the log found: kept for the logs and for tests."""
+    """What opening the log found: kept for the logs, /health and tests."""
 
     segments: int = 0
     frames: int = 0
     records_pending: int = 0
     bytes_pending: int = 0
     corruptions: list[Corruption] = field(default_factory=list)
+    problems: list[Problem] = field(default_factory=list)
+
+    @property
+    def records_lost(self) -> int:
+        """Records known lost (gaps and corrupt stretches), not counting the watermark's."""
+        return sum(
+            p.records_affected or 0 for p in self.problems if p.kind != "watermark-beyond-end"
+        )
 
 
 class SegmentScanner:
@@ -176,6 +202,82 @@ def _segment_name(first_seq: int) -> str:
     return f"{first_seq:020d}{SEGMENT_SUFFIX}"
 
 
+class _Recovery:
+    """Follows the seqs across the segments being checked, to report the ones missing."""
+
+    def __init__(self, report: RecoveryReport, delivered_seq: int) -> None:
+        self.report = report
+        self.expected = delivered_seq + 1  # the next seq the log should hold
+        self.seen_end = 0  # the highest seq the log shows was ever handed out
+        self._damage: Corruption | None = None  # a bad stretch since the last good frame
+
+    def segment_starts(self, segment: Segment) -> None:
+        # A segment is named after the next seq when it was created: every lower seq was used.
+        self.seen_end = max(self.seen_end, segment.first_seq - 1)
+        self._arrive(segment.first_seq, f"before {segment.path}")
+        self.expected = max(self.expected, segment.first_seq)
+
+    def frame(self, segment: Segment, frame: Frame, offset: int) -> None:
+        self._arrive(frame.first_seq, f"in {segment.path} before offset {offset}")
+        self.expected = max(self.expected, frame.last_seq + 1)
+        self.seen_end = max(self.seen_end, frame.last_seq)
+
+    def bad_stretch(self, corruption: Corruption) -> None:
+        self.report.corruptions.append(corruption)
+        self._damage = corruption
+
+    def finish(self, delivered_seq: int) -> None:
+        if self._damage is not None:
+            self._add_corrupt(self._damage, None)
+        if delivered_seq > self.seen_end:
+            beyond = delivered_seq - self.seen_end
+            self._add(
+                "watermark-beyond-end",
+                f"the delivered watermark {delivered_seq} is {beyond} records beyond the last "
+                f"record the log holds or held ({self.seen_end}): segments or their tails were "
+                "lost, or the watermark is not this log's",
+                beyond,
+            )
+
+    def _arrive(self, seq: int, where: str) -> None:
+        """Seqs from `expected` up to `seq` are missing: blame the bad stretch before, if any."""
+        lost = max(0, seq - self.expected)
+        if self._damage is not None:
+            self._add_corrupt(self._damage, lost)
+            self._damage = None
+        elif lost:
+            self._add(
+                "gap",
+                f"records {self.expected}-{seq - 1} are missing {where}: "
+                "a segment was deleted or lost",
+                lost,
+            )
+
+    def _add_corrupt(self, corruption: Corruption, lost: int | None) -> None:
+        if lost is None:
+            outcome = (
+                "at the end of the log: a write a crash cut short (never acknowledged), "
+                "or records lost"
+            )
+        elif lost:
+            outcome = f"records {self.expected}-{self.expected + lost - 1} lost"
+        else:
+            outcome = "no record lost"
+        self._add(
+            "corrupt",
+            f"{corruption.length} corrupt or torn bytes at offset {corruption.offset} of "
+            f"{corruption.path} skipped: {outcome}",
+            lost,
+        )
+
+    def _add(self, kind: str, message: str, records: int | None) -> None:
+        self.report.problems.append(Problem(kind, message, records))
+        if records is None:
+            log.error("write-ahead log: %s (records affected unknown)", message)
+        else:
+            log.error("write-ahead log: %s (%d records affected)", message, records)
+
+
 class WriteAheadLog:
     """One stream's log. All methods but the `_sync_*` helpers run on the event loop's thread."""
 
@@ -210,28 +312,23 @@ class WriteAheadLog:
         self._delivered_wanted = self.delivered_seq
         found = self._find_segments()
         report = RecoveryReport()
-        last_seq = self.delivered_seq
+        recovery = _Recovery(report, self.delivered_seq)
         for index, segment in enumerate(found):
             following = found[index + 1].first_seq if index + 1 < len(found) else None
             if following is not None and following - 1 <= self.delivered_seq:
                 segment.path.unlink(missing_ok=True)
                 continue
-            seg_last = self._check_segment(segment, report)
-            if seg_last is None:
+            recovery.segment_starts(segment)
+            if self._check_segment(segment, report, recovery):
+                segment.synced_size = segment.size
+                self.segments.append(segment)
+            else:
                 segment.path.unlink(missing_ok=True)
-                continue
-            last_seq = max(last_seq, seg_last)
-            segment.synced_size = segment.size
-            self.segments.append(segment)
-        self.next_seq = last_seq + 1
+        recovery.finish(self.delivered_seq)
+        # Past every seq ever handed out, the watermark's included: a seq names a delivered
+        # object (see object_id), so using one twice could overwrite delivered records.
+        self.next_seq = max(recovery.expected, self.delivered_seq + 1)
         report.segments = len(self.segments)
-        for item in report.corruptions:
-            log.error(
-                "write-ahead log %s: %d corrupt or torn bytes at offset %d skipped",
-                item.path,
-                item.length,
-                item.offset,
-            )
         return report
 
     def _find_segments(self) -> list[Segment]:
@@ -245,14 +342,13 @@ class WriteAheadLog:
         found.sort(key=lambda segment: segment.first_seq)
         return found
 
-    def _check_segment(self, segment: Segment, report: RecoveryReport) -> int | None:
+    def _check_segment(self, segment: Segment, report: RecoveryReport, recovery: _Recovery) -> bool:
         """Validate every frame, cut a bad tail off, count what is still to deliver.
 
-        Returns the segment's last seq, None if it holds no valid frame. Reads it a chunk at a
-        time: a segment may be larger than the memory recovery should take.
+        Returns whether the segment holds a valid frame. Reads it a chunk at a time: a segment
+        may be larger than the memory recovery should take.
         """
         scanner = SegmentScanner(segment.first_seq)
-        last_seq = None
         with segment.path.open("r+b") as handle:
             size = os.fstat(handle.fileno()).st_size
             read_at = _read_at(handle.fileno())
@@ -260,9 +356,9 @@ class WriteAheadLog:
                 before = scanner.offset
                 for frame, start, end in scanner.step(read_at, size, SCAN_CHUNK):
                     if frame is None:
-                        report.corruptions.append(Corruption(segment.path, start, end - start))
+                        recovery.bad_stretch(Corruption(segment.path, start, end - start))
                         continue
-                    last_seq = frame.last_seq
+                    recovery.frame(segment, frame, start)
                     report.frames += 1
                     pending = frame.lengths[max(0, self.delivered_seq + 1 - frame.first_seq) :]
                     report.records_pending += len(pending)
@@ -271,10 +367,12 @@ class WriteAheadLog:
                     log.error("write-ahead log %s: shrank while being checked", segment.path)
                     break
             segment.size = scanner.good_end
-            if last_seq is not None and segment.size < size:
+            if segment.size == 0:
+                return False
+            if segment.size < size:
                 handle.truncate(segment.size)
                 os.fsync(handle.fileno())
-        return last_seq
+        return True
 
     def _lock(self) -> None:
         """Refuse a second process on this log: it would deliver the same records again."""

@@ -139,7 +139,7 @@ async def test_round_trip_through_reopen(open_log: OpenLog, log_dir: Path) -> No
     await wal.close()
 
     wal, report = open_log()
-    assert report.corruptions == []
+    assert report.corruptions == [] and report.problems == []
     assert report.frames == 21
     assert report.records_pending == len(expected)
     assert report.bytes_pending == sum(len(data) for _, _, data in expected)
@@ -802,6 +802,10 @@ async def test_torn_tail_is_cut_and_reported(open_log: OpenLog, log_dir: Path, k
 
     wal, report = open_log()
     assert [(c.path, c.offset, c.length) for c in report.corruptions] == [(path, offsets[3], keep)]
+    # At the end of the log, a torn frame is most likely a write that was never acknowledged.
+    [problem] = report.problems
+    assert (problem.kind, problem.records_affected) == ("corrupt", None)
+    assert report.records_lost == 0
     assert report.frames == 3
     assert path.stat().st_size == offsets[3], "the torn tail was not cut off"
     kept = [record for frame in written[:3] for record in frame]
@@ -826,6 +830,10 @@ async def test_torn_tail_in_an_older_segment(open_log: OpenLog, log_dir: Path) -
         handle.truncate(files[0].stat().st_size - 7)  # the second frame of the first segment
     wal, report = open_log(segment_bytes=200)
     assert len(report.corruptions) == 1 and report.corruptions[0].path == files[0]
+    # The next segment's name says which seqs the torn frame held: it was acknowledged.
+    [problem] = report.problems
+    assert (problem.kind, problem.records_affected) == ("corrupt", 1)
+    assert "records 2-2 lost" in problem.message and str(files[0]) in problem.message
     kept = written[0] + written[2] + written[3]
     assert await read_records(wal) == kept
     assert await read_records(wal, 0, max_bytes=1) == kept
@@ -864,6 +872,9 @@ async def test_corrupt_frame_is_skipped_and_the_rest_kept(
     assert len(report.corruptions) == 1
     assert report.corruptions[0].offset == offsets[k]
     assert report.corruptions[0].length == frame_end - offsets[k]
+    [problem] = report.problems
+    assert problem.kind == "corrupt"
+    assert problem.records_affected == (None if k == len(FRAMES) - 1 else len(FRAMES[k]))
     assert report.frames == len(FRAMES) - 1
     kept = [record for index, frame in enumerate(written) for record in frame if index != k]
     assert await read_records(wal) == kept
@@ -1221,3 +1232,101 @@ async def test_recovery_of_a_segment_much_larger_than_its_chunk(
     assert report.frames == 399 and report.records_pending == len(kept)
     assert await read_records(wal) == kept
     assert wal.next_seq == written[-1][-1][0] + 1
+
+
+# -- a damaged log is never silent -----------------------------------------------------------
+
+
+async def three_segments(open_log: OpenLog, log_dir: Path) -> tuple[list[Record], list[Path]]:
+    """Seqs 1-2, 3-4 and 5-6, one segment each."""
+    written, _ = await write_frames(
+        open_log, [[b"%d" % k * 40, b"%d" % k * 40] for k in range(3)], segment_bytes=200
+    )
+    files = segment_files(log_dir)
+    assert len(files) == 3
+    return [record for frame in written for record in frame], files
+
+
+@pytest.mark.parametrize("missing", [0, 1])
+async def test_missing_segment_is_reported(
+    open_log: OpenLog, log_dir: Path, caplog: pytest.LogCaptureFixture, missing: int
+) -> None:
+    written, files = await three_segments(open_log, log_dir)
+    files[missing].unlink()
+    wal, report = open_log(segment_bytes=200)
+    [problem] = report.problems
+    lost = f"{2 * missing + 1}-{2 * missing + 2}"
+    assert (problem.kind, problem.records_affected) == ("gap", 2)
+    assert f"records {lost} are missing before {files[missing + 1]}" in problem.message
+    assert report.records_lost == 2 and report.corruptions == []
+    assert any(
+        r.levelname == "ERROR" and "2 records affected" in r.getMessage() for r in caplog.records
+    )
+    kept = [record for record in written if record[0] not in (2 * missing + 1, 2 * missing + 2)]
+    assert report.records_pending == len(kept)
+    assert await read_records(wal) == kept
+    assert wal.next_seq == 7
+    kept += await put(wal, [b"after"], 1)
+    assert await read_records(wal) == kept
+
+
+async def test_segments_lost_after_the_last_one_kept_leave_their_seqs_unused(
+    open_log: OpenLog, log_dir: Path
+) -> None:
+    written, files = await three_segments(open_log, log_dir)
+    files[1].unlink()
+    files[2].write_bytes(b"garbage")  # its name still says seqs up to 4 were handed out
+    wal, report = open_log(segment_bytes=200)
+    assert [(p.kind, p.records_affected) for p in report.problems] == [
+        ("gap", 2),
+        ("corrupt", None),
+    ]
+    assert wal.next_seq == 5
+    assert await put(wal, [b"new"], 1) == [(5, 1, b"new")]
+    assert await read_records(wal) == [*written[:2], (5, 1, b"new")]
+
+
+async def test_watermark_beyond_the_end_of_the_log_is_reported(
+    open_log: OpenLog, log_dir: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    await three_segments(open_log, log_dir)
+    (log_dir / WATERMARK_FILE).write_bytes(b"10")
+    wal, report = open_log(segment_bytes=200)
+    [problem] = report.problems
+    assert (problem.kind, problem.records_affected) == ("watermark-beyond-end", 4)
+    assert "watermark 10 is 4 records beyond" in problem.message
+    assert report.records_lost == 0 and report.records_pending == 0
+    assert any("4 records affected" in r.getMessage() for r in caplog.records)
+    # Seqs up to the watermark may name delivered objects: none is handed out again.
+    assert wal.next_seq == 11
+    assert await put(wal, [b"new"], 1) == [(11, 1, b"new")]
+    assert await read_records(wal) == [(11, 1, b"new")]
+
+
+async def test_watermark_at_a_lost_segments_end_is_not_beyond_the_log(
+    open_log: OpenLog, log_dir: Path
+) -> None:
+    # Delivered up to 2, the segment holding 1-2 is deleted as delivered once the next one
+    # exists; a crash then tore that next segment's only frame.
+    wal, _ = open_log()
+    await put(wal, [b"a", b"b"], 1)
+    await wal.mark_delivered(2)
+    await wal.close()
+    (log_dir / f"{3:020d}{SEGMENT_SUFFIX}").write_bytes(encode_frame(3, 9, [b"torn"])[:20])
+    wal, report = open_log()
+    assert [(p.kind, p.records_affected) for p in report.problems] == [("corrupt", None)]
+    assert segment_files(log_dir) == []
+    assert wal.next_seq == 3
+
+
+async def test_corrupt_first_frame_of_a_segment_counts_its_records(
+    open_log: OpenLog, log_dir: Path
+) -> None:
+    written, offsets = await write_frames(open_log, [[b"a"], [b"b", b"c"], [b"d"]])
+    [path] = segment_files(log_dir)
+    flip(path, 20)
+    wal, report = open_log()
+    [problem] = report.problems
+    assert (problem.kind, problem.records_affected) == ("corrupt", 1)
+    assert f"{offsets[1]} corrupt or torn bytes at offset 0" in problem.message
+    assert await read_records(wal, 0) == written[1] + written[2]
