@@ -202,6 +202,10 @@ def _segment_name(first_seq: int) -> str:
     return f"{first_seq:020d}{SEGMENT_SUFFIX}"
 
 
+class _DirectoryNotSynced(Exception):
+    """The log folder could not be fsynced (no fd left, say): no written data is in doubt."""
+
+
 class _Recovery:
     """Follows the seqs across the segments being checked, to report the ones missing."""
 
@@ -300,6 +304,13 @@ class WriteAheadLog:
         self._io = ThreadPoolExecutor(max_workers=1, thread_name_prefix="wal-fsync")
         self._lock_fd: int | None = None
         self._log_id = b""
+
+    @property
+    def failure(self) -> str | None:
+        """Why the log refuses every write for good (an fsync of written data failed), or None."""
+        if self._failed is None:
+            return None
+        return f"poisoned: an fsync of written data failed: {self._failed}"
 
     # -- opening --------------------------------------------------------------------------
 
@@ -516,6 +527,14 @@ class WriteAheadLog:
             self._in_flight = dirty
             try:
                 await loop.run_in_executor(self._io, self._sync_files, fds, new_segment)
+            except _DirectoryNotSynced as exc:
+                # Nothing written is in doubt: fail these puts (their producers retry) and fsync
+                # it all again on the next sync, the folder included, before acknowledging.
+                self._dirty = dirty + [s for s in self._dirty if s not in dirty]
+                self._new_segment_unsynced = True
+                log.error("write-ahead log %s: %s", self.directory, exc)
+                self._fail_waiters(WalError(str(exc)))
+                return
             except Exception as exc:
                 # fsync failure leaves the page cache's state unknown: refuse further writes.
                 self._failed = exc
@@ -553,7 +572,12 @@ class WriteAheadLog:
         for fd in fds:
             os.fdatasync(fd)
         if new_segment:
-            fsync_directory(self.directory)
+            try:
+                fsync_directory(self.directory)
+            except OSError as exc:
+                # Opening the folder fails when the process is out of fds (EMFILE): that says
+                # nothing about the data, unlike a failed fdatasync, so it must not poison the log.
+                raise _DirectoryNotSynced(f"cannot fsync the log folder: {exc}") from exc
 
     # -- delivery watermark ---------------------------------------------------------------
 

@@ -8,6 +8,8 @@ import os
 import random
 import shutil
 import struct
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import AsyncIterator, Callable
@@ -351,8 +353,10 @@ async def test_fdatasync_failure_fails_waiters_and_later_appends(
         wal.append([b"x%d" % index], index)
         await wal.sync()
 
+    assert wal.failure is None
     results = await asyncio.gather(*(producer(i) for i in range(10)), return_exceptions=True)
     assert all(isinstance(result, WalError) for result in results), results
+    assert wal.failure is not None and "Input/output error" in wal.failure
     with pytest.raises(WalError):
         wal.append([b"after the failure"], 11)
     # A second fdatasync would report success although the pages may be lost (fsyncgate):
@@ -1330,3 +1334,119 @@ async def test_corrupt_first_frame_of_a_segment_counts_its_records(
     assert (problem.kind, problem.records_affected) == ("corrupt", 1)
     assert f"{offsets[1]} corrupt or torn bytes at offset 0" in problem.message
     assert await read_records(wal, 0) == written[1] + written[2]
+
+
+# -- out of file descriptors -----------------------------------------------------------------
+
+
+def emfile_once(monkeypatch: pytest.MonkeyPatch, target: Path) -> list[Path]:
+    """Make the next os.open of `target` fail as if the process had no fd left; logs opens."""
+    real_open = os.open
+    opened: list[Path] = []
+    failed = False
+
+    def fake_open(path: str | Path, flags: int, mode: int = 0o777) -> int:
+        nonlocal failed
+        if Path(path) == target and not failed:
+            failed = True
+            raise OSError(errno.EMFILE, "Too many open files")
+        opened.append(Path(path))
+        return real_open(path, flags, mode)
+
+    monkeypatch.setattr(os, "open", fake_open)
+    return opened
+
+
+async def test_no_fd_for_the_folder_fsync_fails_only_that_sync(
+    open_log: OpenLog, monkeypatch: pytest.MonkeyPatch, log_dir: Path
+) -> None:
+    wal, _ = open_log()
+    reader = wal.reader()
+    opened = emfile_once(monkeypatch, log_dir)
+    first, _ = wal.append([b"a"], 1)  # a new segment: its folder entry must be made durable
+    with pytest.raises(WalError, match="Too many open files"):
+        await wal.sync()
+    assert wal.failure is None, "a missing fd poisoned the log"
+    assert await reader.read() == [], "a frame whose segment may vanish was made readable"
+
+    expected = [(first, 1, b"a")] + await put(wal, [b"b"], 2)
+    assert log_dir in opened, "acknowledged without the folder fsync"
+    assert await read_records(wal) == expected
+    expected += await put(wal, [b"c"], 3)
+    await wal.close()
+    wal, report = open_log()
+    assert report.problems == []
+    assert await read_records(wal) == expected
+
+
+async def test_no_fd_for_a_new_segment_fails_only_that_append(
+    open_log: OpenLog, monkeypatch: pytest.MonkeyPatch, log_dir: Path
+) -> None:
+    wal, _ = open_log()
+    emfile_once(monkeypatch, log_dir / f"{1:020d}{SEGMENT_SUFFIX}")
+    with pytest.raises(WalError, match="Too many open files"):
+        wal.append([b"lost"], 1)
+    assert wal.failure is None and wal.next_seq == 1
+    expected = await put(wal, [b"a"], 2)
+    await wal.close()
+    wal, report = open_log()
+    assert report.problems == []
+    assert await read_records(wal) == expected
+
+
+FD_LIMIT_SCRIPT = """
+import asyncio, os, resource, sys
+from pathlib import Path
+from firehose.errors import WalError
+from firehose.wal import WriteAheadLog
+
+async def main(directory: Path) -> None:
+    wal = WriteAheadLog(directory)
+    wal.open()
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    highest = max(map(int, os.listdir("/proc/self/fd")))
+    resource.setrlimit(resource.RLIMIT_NOFILE, (highest + 8, hard))
+    fillers = []
+    try:
+        while True:
+            fillers.append(os.open("/dev/null", os.O_RDONLY))
+    except OSError:
+        pass
+    os.close(fillers.pop())  # room for the new segment, none for its folder
+    wal.append([b"a"], 1)
+    try:
+        await wal.sync()
+        print("sync succeeded without an fd for the folder")
+    except WalError:
+        print("sync failed")
+    print("failure:", wal.failure)
+    for fd in fillers:
+        os.close(fd)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+    wal.append([b"b"], 2)
+    await wal.sync()
+    await wal.close()
+    wal = WriteAheadLog(directory)
+    report = wal.open()
+    frames = await wal.reader().read()
+    print("records:", [bytes(f.data) for f in frames], "problems:", report.problems)
+    await wal.close()
+
+asyncio.run(main(Path(sys.argv[1])))
+"""
+
+
+def test_fd_limit_reached_does_not_poison_the_log(log_dir: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, "-c", FD_LIMIT_SCRIPT, str(log_dir)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == [
+        "sync failed",
+        "failure: None",
+        "records: [b'a', b'b'] problems: []",
+    ], result.stderr
