@@ -91,6 +91,8 @@ def cut_frame_size(buf: memoryview, pos: int) -> int | None:
     """The full size of a plausible frame that starts at `pos` but runs past the buffer."""
     if len(buf) - pos < PREFIX.size:
         return HEADER_SIZE
+    magic: bytes
+    payload_len: int
     magic, payload_len = PREFIX.unpack_from(buf, pos)
     if magic == MAGIC and payload_len <= MAX_PAYLOAD and pos + HEADER_SIZE + payload_len > len(buf):
         return HEADER_SIZE + payload_len

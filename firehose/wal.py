@@ -24,6 +24,7 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
 from firehose.durable import fsync_directory, replace_durably
 from firehose.errors import WalError
@@ -68,6 +69,7 @@ MIN_READ = 1024 * 1024  # a reader's smallest read, however small its budget: fe
 
 ReadAt = Callable[[int, int], bytes]  # (offset, length) -> the bytes there, shorter at the end
 Scanned = tuple[Frame | None, int, int]  # a frame, or None for a bad stretch; its start and end
+ProblemKind = Literal["corrupt", "gap", "watermark-beyond-end"]
 
 
 @dataclass(slots=True)
@@ -99,7 +101,7 @@ class Problem:
     short and that was never acknowledged).
     """
 
-    kind: str
+    kind: ProblemKind
     message: str
     records_affected: int | None
 
@@ -207,10 +209,12 @@ class _DirectoryNotSynced(Exception):
 
 
 class _Recovery:
-    """Follows the seqs across the segments being checked, to report the ones missing."""
+    """Follows the seqs across the segments being checked: counts what is pending, reports what
+    is missing."""
 
     def __init__(self, report: RecoveryReport, delivered_seq: int) -> None:
         self.report = report
+        self.delivered_seq = delivered_seq
         self.expected = delivered_seq + 1  # the next seq the log should hold
         self.seen_end = 0  # the highest seq the log shows was ever handed out
         self._damage: Corruption | None = None  # a bad stretch since the last good frame
@@ -225,14 +229,19 @@ class _Recovery:
         self._arrive(frame.first_seq, f"in {segment.path} before offset {offset}")
         self.expected = max(self.expected, frame.last_seq + 1)
         self.seen_end = max(self.seen_end, frame.last_seq)
+        self.report.frames += 1
+        pending = frame.lengths[max(0, self.delivered_seq + 1 - frame.first_seq) :]
+        self.report.records_pending += len(pending)
+        self.report.bytes_pending += sum(pending)
 
     def bad_stretch(self, corruption: Corruption) -> None:
         self.report.corruptions.append(corruption)
         self._damage = corruption
 
-    def finish(self, delivered_seq: int) -> None:
+    def finish(self) -> None:
         if self._damage is not None:
             self._add_corrupt(self._damage, None)
+        delivered_seq = self.delivered_seq
         if delivered_seq > self.seen_end:
             beyond = delivered_seq - self.seen_end
             self._add(
@@ -274,7 +283,7 @@ class _Recovery:
             lost,
         )
 
-    def _add(self, kind: str, message: str, records: int | None) -> None:
+    def _add(self, kind: ProblemKind, message: str, records: int | None) -> None:
         self.report.problems.append(Problem(kind, message, records))
         if records is None:
             log.error("write-ahead log: %s (records affected unknown)", message)
@@ -330,12 +339,12 @@ class WriteAheadLog:
                 segment.path.unlink(missing_ok=True)
                 continue
             recovery.segment_starts(segment)
-            if self._check_segment(segment, report, recovery):
+            if self._check_segment(segment, recovery):
                 segment.synced_size = segment.size
                 self.segments.append(segment)
             else:
                 segment.path.unlink(missing_ok=True)
-        recovery.finish(self.delivered_seq)
+        recovery.finish()
         # Past every seq ever handed out, the watermark's included: a seq names a delivered
         # object (see object_id), so using one twice could overwrite delivered records.
         self.next_seq = max(recovery.expected, self.delivered_seq + 1)
@@ -353,7 +362,7 @@ class WriteAheadLog:
         found.sort(key=lambda segment: segment.first_seq)
         return found
 
-    def _check_segment(self, segment: Segment, report: RecoveryReport, recovery: _Recovery) -> bool:
+    def _check_segment(self, segment: Segment, recovery: _Recovery) -> bool:
         """Validate every frame, cut a bad tail off, count what is still to deliver.
 
         Returns whether the segment holds a valid frame. Reads it a chunk at a time: a segment
@@ -370,10 +379,6 @@ class WriteAheadLog:
                         recovery.bad_stretch(Corruption(segment.path, start, end - start))
                         continue
                     recovery.frame(segment, frame, start)
-                    report.frames += 1
-                    pending = frame.lengths[max(0, self.delivered_seq + 1 - frame.first_seq) :]
-                    report.records_pending += len(pending)
-                    report.bytes_pending += sum(pending)
                 if scanner.offset == before:
                     log.error("write-ahead log %s: shrank while being checked", segment.path)
                     break
