@@ -507,7 +507,11 @@ class WriteAheadLog:
             log.error("write-ahead log %s: cannot remove: %s", segment.path, exc)
 
     async def sync(self) -> None:
-        """Return once every append made before this call is on disk (group commit)."""
+        """Return once every append made before this call is on disk (group commit).
+
+        WalError if not: for good once an fsync of written data failed (see `failure`), for this
+        call only if the folder could not be fsynced (the next sync retries it).
+        """
         if self._failed is not None:
             # Never retry a failed fsync: a retry can succeed although the data was lost.
             raise WalError(f"write-ahead log failed: {self._failed}")
