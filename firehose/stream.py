@@ -489,7 +489,11 @@ class DeliveryStream:
             "buffered_partitions": self._buffers.partitions,
             "log": {
                 "failure": self.wal.failure,
-                "corrupt_stretches": len(report.corruptions),
+                "records_lost_at_start": report.records_lost,
+                "problems": [
+                    {"kind": p.kind, "message": p.message, "records_affected": p.records_affected}
+                    for p in report.problems
+                ],
             },
             **self.counters.totals(),
             **self.destination.counters.totals(),

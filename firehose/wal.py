@@ -1,19 +1,15 @@
 """Segmented write-ahead log: a record is acknowledged only once its frame is on disk.
 
-Layout of a stream's log directory:
+Layout of a stream's log directory (the frame format is in `firehose.frames`):
 
     <dir>/<first seq, 20 digits>.wal   segments, append-only, a new one at every start
     <dir>/delivered                    the delivered watermark: every seq <= it has been delivered
 
-A frame holds the records of one put call (one PutRecord or PutRecordBatch):
-
-    magic "FHW1" | payload length u32 | crc32 u32 | first seq u64 | count u32 | arrival ms u64
-    payload: count x u32 record lengths, then the records' bytes back to back
-
-The crc covers everything after itself. Appends are written at once and made durable by a group
-commit: one fdatasync, in a thread of its own, for every append that arrived meanwhile. On open,
-a torn or corrupt frame is reported and skipped (the scan resynchronises on the next valid frame)
-and the segment is cut back to its last valid frame: the service never crash-loops on its log.
+Appends are written at once and made durable by a group commit: one fdatasync, in a thread of its
+own, for every append that arrived meanwhile. On open, a torn or corrupt frame is reported and
+skipped (the scan resynchronises on the next valid frame), the segment is cut back to its last
+valid frame, and records missing from the sequence are reported: the service never crash-loops on
+its log, and never loses records silently.
 """
 
 from __future__ import annotations
@@ -23,49 +19,57 @@ import fcntl
 import hashlib
 import logging
 import os
-import struct
-import sys
 import uuid
-from array import array
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-
-from isal.isal_zlib import crc32  # zlib's CRC-32, 15x faster: 0.07 ms for a 4 MB put
+from typing import Literal
 
 from firehose.durable import fsync_directory, replace_durably
 from firehose.errors import WalError
+from firehose.frames import (
+    HEADER_SIZE,
+    MAX_PAYLOAD,
+    Frame,
+    can_follow,
+    cut_frame_size,
+    encode_frame,
+    parse_frame,
+    resync,
+)
+
+__all__ = [
+    "HEADER_SIZE",
+    "MAX_PAYLOAD",
+    "READ_CHUNK",
+    "SCAN_CHUNK",
+    "SEGMENT_SUFFIX",
+    "WATERMARK_FILE",
+    "Corruption",
+    "Frame",
+    "Problem",
+    "RecoveryReport",
+    "SegmentScanner",
+    "WalReader",
+    "WriteAheadLog",
+    "encode_frame",
+    "scan_frames",
+]
 
 log = logging.getLogger(__name__)
 
-MAGIC = b"FHW1"
-HEADER = struct.Struct("<4sIIQIQ")
-HEADER_SIZE = HEADER.size  # 32
-MAX_PAYLOAD = 64 * 1024 * 1024
 SEGMENT_SUFFIX = ".wal"
 WATERMARK_FILE = "delivered"
 LOCK_FILE = "lock"
 LOG_ID_FILE = "log-id"
-READ_CHUNK = 8 * 1024 * 1024
+READ_CHUNK = 8 * 1024 * 1024  # what WalReader.read returns by default
+SCAN_CHUNK = 8 * 1024 * 1024  # what recovery reads at once: its memory, bar one larger frame
+MIN_READ = 1024 * 1024  # a reader's smallest read, however small its budget: fewer syscalls
 
-
-@dataclass(slots=True)
-class Frame:
-    """The records of one put call, as read back from the log."""
-
-    first_seq: int
-    arrival_ms: int
-    lengths: array
-    data: memoryview
-
-    @property
-    def count(self) -> int:
-        return len(self.lengths)
-
-    @property
-    def last_seq(self) -> int:
-        return self.first_seq + len(self.lengths) - 1
+ReadAt = Callable[[int, int], bytes]  # (offset, length) -> the bytes there, shorter at the end
+Scanned = tuple[Frame | None, int, int]  # a frame, or None for a bad stretch; its start and end
+ProblemKind = Literal["corrupt", "gap", "watermark-beyond-end"]
 
 
 @dataclass(slots=True)
@@ -86,137 +90,205 @@ class Corruption:
     length: int
 
 
+@dataclass(frozen=True)
+class Problem:
+    """Damage found on opening the log, for the logs and /health.
+
+    `kind` is "corrupt" (bytes skipped), "gap" (seqs that no segment holds) or
+    "watermark-beyond-end" (the watermark names seqs the log never held). `records_affected`
+    counts the records lost, or for the watermark how far beyond the log it is; None when the
+    count cannot be known (bytes at the very end of the log, most likely a write that a crash cut
+    short and that was never acknowledged).
+    """
+
+    kind: ProblemKind
+    message: str
+    records_affected: int | None
+
+
 @dataclass
 class RecoveryReport:
-    """What opening the log found: kept for the logs and for tests."""
+    """What opening the log found: kept for the logs, /health and tests."""
 
     segments: int = 0
     frames: int = 0
     records_pending: int = 0
     bytes_pending: int = 0
     corruptions: list[Corruption] = field(default_factory=list)
+    problems: list[Problem] = field(default_factory=list)
+
+    @property
+    def records_lost(self) -> int:
+        """Records known lost (gaps and corrupt stretches), not counting the watermark's."""
+        return sum(
+            p.records_affected or 0 for p in self.problems if p.kind != "watermark-beyond-end"
+        )
 
 
-def encode_frame(first_seq: int, arrival_ms: int, records: list[bytes]) -> bytes:
-    """One frame for `records`; the only place the frame layout is written."""
-    lengths = array("I", map(len, records))
-    if sys.byteorder != "little":
-        lengths.byteswap()
-    # One join and one crc over the whole payload: per-record crc calls cost 3x as much.
-    payload = b"".join([lengths.tobytes(), *records])
-    tail = HEADER.pack(MAGIC, len(payload), 0, first_seq, len(records), arrival_ms)[12:]
-    crc = crc32(payload, crc32(tail))
-    return b"".join([struct.pack("<4sII", MAGIC, len(payload), crc), tail, payload])
+class SegmentScanner:
+    """Walks one segment's frames a chunk at a time: the one scanner of recovery and readers.
 
-
-def _parse_at(buf: memoryview, pos: int) -> tuple[Frame, int] | None:
-    """The frame at `pos` and its end, or None if there is no complete valid frame there."""
-    if len(buf) - pos < HEADER_SIZE:
-        return None
-    magic, payload_len, crc, first_seq, count, arrival_ms = HEADER.unpack_from(buf, pos)
-    if magic != MAGIC or payload_len > MAX_PAYLOAD or count * 4 > payload_len:
-        return None
-    end = pos + HEADER_SIZE + payload_len
-    if end > len(buf):
-        return None
-    if crc32(buf[pos + HEADER_SIZE : end], crc32(buf[pos + 12 : pos + HEADER_SIZE])) != crc:
-        return None
-    body = pos + HEADER_SIZE
-    lengths = array("I")
-    lengths.frombytes(buf[body : body + count * 4])
-    if sys.byteorder != "little":
-        lengths.byteswap()
-    data = buf[body + count * 4 : end]
-    if sum(lengths) != len(data):
-        return None
-    return Frame(first_seq, arrival_ms, lengths, data), end
-
-
-def _can_follow(frame: Frame, last_seq: int, gap: int) -> bool:
-    """Whether `frame`, found `gap` bytes after the frame that held `last_seq`, can be the next.
-
-    The frames of a segment hold consecutive seqs, and a lost frame took a header and 4 bytes per
-    record. A frame found by resynchronising inside a record's data (a record may hold anything,
-    even a whole frame) fails this unless its seqs happen to fit the gap.
+    Memory stays bounded by the chunk, or by one frame larger than it. Frames are slices of their
+    chunk. A bad stretch is skipped by resynchronising, and reported once, whole, even when it
+    spans chunks.
     """
-    lost_at_most = max(0, gap - HEADER_SIZE) // 4
-    return last_seq < frame.first_seq <= last_seq + 1 + lost_at_most
+
+    def __init__(self, first_seq: int | None) -> None:
+        self.offset = 0  # where the next chunk starts
+        self.last_seq = None if first_seq is None else first_seq - 1  # of the last good frame
+        self.good_end = 0  # where that frame ended: frames found by resync are judged by it
+        self._bad_start: int | None = None  # where the bad stretch being crossed began
+
+    def step(self, read_at: ReadAt, size: int, length: int) -> list[Scanned]:
+        """Scan a chunk of up to `length` bytes at `offset`, of a segment `size` bytes long.
+
+        `offset` moves past the chunk, or to a frame the chunk's end cut, to read on there. It
+        does not move if nothing could be read (the file is shorter than `size`).
+        """
+        base = self.offset
+        data = read_at(base, min(max(length, HEADER_SIZE), size - base))
+        if not data:
+            return []
+        more = base + len(data) < size
+        view = memoryview(data)
+        scanned: list[Scanned] = []
+        pos = 0
+        while pos < len(data):
+            at = base + pos
+            frame = parse_frame(view, pos)
+            if frame is None:
+                full = cut_frame_size(view, pos)
+                if full is not None and at + full <= size:
+                    if pos > 0:
+                        break  # the next chunk starts at this frame
+                    frame = parse_frame(memoryview(read_at(at, full)), 0)  # larger than a chunk
+            if frame is not None and (
+                at == self.good_end or can_follow(frame, self.last_seq, at - self.good_end)
+            ):
+                self._end_bad_stretch(scanned, at)
+                end = at + frame.size
+                scanned.append((frame, at, end))
+                self.last_seq, self.good_end = frame.last_seq, end
+                pos = end - base
+                continue
+            if self._bad_start is None:
+                self._bad_start = at
+            pos = resync(data, pos, self.last_seq, self.good_end - base, more_follows=more)
+        self.offset = base + pos
+        if self.offset >= size:
+            self._end_bad_stretch(scanned, size)
+        return scanned
+
+    def _end_bad_stretch(self, scanned: list[Scanned], end: int) -> None:
+        if self._bad_start is not None:
+            scanned.append((None, self._bad_start, end))
+            self._bad_start = None
 
 
-def _resync(
-    data: bytes,
-    view: memoryview,
-    pos: int,
-    last_seq: int | None = None,
-    gap_start: int = 0,
-    *,
-    more_follows: bool = False,
-) -> int:
-    """Offset of the next valid frame after `pos`, or len(data) if there is none.
+def scan_frames(data: bytes, first_seq: int | None = None) -> Iterator[Scanned]:
+    """Scan a whole segment held in memory, for tools and tests: (frame or None, start, end).
 
-    With `last_seq`, the frame must be able to follow it (`_can_follow`); `gap_start` is where the
-    frame that held it ended, in `data`'s offsets. With `more_follows`, `data` is a chunk of a
-    longer segment: also stop where a frame may start but runs past the chunk, to read on there.
+    Given the segment's `first_seq`, a frame found by resynchronising must continue the seqs
+    before it.
     """
-    start = pos
-    while True:
-        pos = data.find(MAGIC, pos + 1)
-        if pos == -1:
-            break
-        parsed = _parse_at(view, pos)
-        if parsed is not None:
-            if last_seq is None or _can_follow(parsed[0], last_seq, pos - gap_start):
-                return pos
-        elif more_follows and _cut_frame_length(view, pos) is not None:
-            return pos
-    if more_follows:
-        for tail in range(max(start + 1, len(data) - len(MAGIC) + 1), len(data)):
-            if MAGIC.startswith(data[tail:]):
-                return tail  # a magic cut by the chunk's end
-    return len(data)
+    scanner = SegmentScanner(first_seq)
+    while scanner.offset < len(data):
+        yield from scanner.step(lambda at, length: data[at : at + length], len(data), len(data))
 
 
-def _cut_frame_length(view: memoryview, pos: int) -> int | None:
-    """The full length of a plausible frame that starts at `pos` but runs past the buffer."""
-    if len(view) - pos < 8:
-        return HEADER_SIZE
-    magic, payload_len = struct.unpack_from("<4sI", view, pos)
-    if (
-        magic == MAGIC
-        and payload_len <= MAX_PAYLOAD
-        and pos + HEADER_SIZE + payload_len > len(view)
-    ):
-        return HEADER_SIZE + payload_len
-    return None
-
-
-def scan_frames(
-    data: bytes, first_seq: int | None = None
-) -> Iterator[tuple[Frame | None, int, int]]:
-    """Yield (frame, start, end) for each valid frame and (None, start, end) for each bad stretch.
-
-    A bad stretch ends where the next valid frame starts (resynchronisation on the magic), or at
-    the end of `data`: at the end of a segment that is a torn tail. Given the segment's
-    `first_seq`, a frame found by resynchronising must continue the seqs before it.
-    """
-    view = memoryview(data)
-    last_seq = None if first_seq is None else first_seq - 1
-    pos = 0
-    while pos < len(data):
-        parsed = _parse_at(view, pos)
-        if parsed is not None:
-            yield parsed[0], pos, parsed[1]
-            if last_seq is not None:
-                last_seq = parsed[0].last_seq
-            pos = parsed[1]
-            continue
-        bad_end = _resync(data, view, pos, last_seq, pos)
-        yield None, pos, bad_end
-        pos = bad_end
+def _read_at(fd: int) -> ReadAt:
+    return lambda offset, length: os.pread(fd, length, offset)
 
 
 def _segment_name(first_seq: int) -> str:
     return f"{first_seq:020d}{SEGMENT_SUFFIX}"
+
+
+class _DirectoryNotSynced(Exception):
+    """The log folder could not be fsynced (no fd left, say): no written data is in doubt."""
+
+
+class _Recovery:
+    """Follows the seqs across the segments being checked: counts what is pending, reports what
+    is missing."""
+
+    def __init__(self, report: RecoveryReport, delivered_seq: int) -> None:
+        self.report = report
+        self.delivered_seq = delivered_seq
+        self.expected = delivered_seq + 1  # the next seq the log should hold
+        self.seen_end = 0  # the highest seq the log shows was ever handed out
+        self._damage: Corruption | None = None  # a bad stretch since the last good frame
+
+    def segment_starts(self, segment: Segment) -> None:
+        # A segment is named after the next seq when it was created: every lower seq was used.
+        self.seen_end = max(self.seen_end, segment.first_seq - 1)
+        self._arrive(segment.first_seq, f"before {segment.path}")
+        self.expected = max(self.expected, segment.first_seq)
+
+    def frame(self, segment: Segment, frame: Frame, offset: int) -> None:
+        self._arrive(frame.first_seq, f"in {segment.path} before offset {offset}")
+        self.expected = max(self.expected, frame.last_seq + 1)
+        self.seen_end = max(self.seen_end, frame.last_seq)
+        self.report.frames += 1
+        pending = frame.lengths[max(0, self.delivered_seq + 1 - frame.first_seq) :]
+        self.report.records_pending += len(pending)
+        self.report.bytes_pending += sum(pending)
+
+    def bad_stretch(self, corruption: Corruption) -> None:
+        self.report.corruptions.append(corruption)
+        self._damage = corruption
+
+    def finish(self) -> None:
+        if self._damage is not None:
+            self._add_corrupt(self._damage, None)
+        delivered_seq = self.delivered_seq
+        if delivered_seq > self.seen_end:
+            beyond = delivered_seq - self.seen_end
+            self._add(
+                "watermark-beyond-end",
+                f"the delivered watermark {delivered_seq} is {beyond} records beyond the last "
+                f"record the log holds or held ({self.seen_end}): segments or their tails were "
+                "lost, or the watermark is not this log's",
+                beyond,
+            )
+
+    def _arrive(self, seq: int, where: str) -> None:
+        """Seqs from `expected` up to `seq` are missing: blame the bad stretch before, if any."""
+        lost = max(0, seq - self.expected)
+        if self._damage is not None:
+            self._add_corrupt(self._damage, lost)
+            self._damage = None
+        elif lost:
+            self._add(
+                "gap",
+                f"records {self.expected}-{seq - 1} are missing {where}: "
+                "a segment was deleted or lost",
+                lost,
+            )
+
+    def _add_corrupt(self, corruption: Corruption, lost: int | None) -> None:
+        if lost is None:
+            outcome = (
+                "at the end of the log: a write a crash cut short (never acknowledged), "
+                "or records lost"
+            )
+        elif lost:
+            outcome = f"records {self.expected}-{self.expected + lost - 1} lost"
+        else:
+            outcome = "no record lost"
+        self._add(
+            "corrupt",
+            f"{corruption.length} corrupt or torn bytes at offset {corruption.offset} of "
+            f"{corruption.path} skipped: {outcome}",
+            lost,
+        )
+
+    def _add(self, kind: ProblemKind, message: str, records: int | None) -> None:
+        self.report.problems.append(Problem(kind, message, records))
+        if records is None:
+            log.error("write-ahead log: %s (records affected unknown)", message)
+        else:
+            log.error("write-ahead log: %s (%d records affected)", message, records)
 
 
 class WriteAheadLog:
@@ -244,8 +316,10 @@ class WriteAheadLog:
 
     @property
     def failure(self) -> str | None:
-        """Why the log refuses writes for good (a failed fsync), or None while it is sound."""
-        return None if self._failed is None else f"fsync failed: {self._failed}"
+        """Why the log refuses every write for good (an fsync of written data failed), or None."""
+        if self._failed is None:
+            return None
+        return f"poisoned: an fsync of written data failed: {self._failed}"
 
     # -- opening --------------------------------------------------------------------------
 
@@ -256,61 +330,65 @@ class WriteAheadLog:
         self._log_id = self._read_or_create_log_id()
         self.delivered_seq = self._read_watermark()
         self._delivered_wanted = self.delivered_seq
+        found = self._find_segments()
+        report = RecoveryReport()
+        recovery = _Recovery(report, self.delivered_seq)
+        for index, segment in enumerate(found):
+            following = found[index + 1].first_seq if index + 1 < len(found) else None
+            if following is not None and following - 1 <= self.delivered_seq:
+                segment.path.unlink(missing_ok=True)
+                continue
+            recovery.segment_starts(segment)
+            if self._check_segment(segment, recovery):
+                segment.synced_size = segment.size
+                self.segments.append(segment)
+            else:
+                segment.path.unlink(missing_ok=True)
+        recovery.finish()
+        # Past every seq ever handed out, the watermark's included: a seq names a delivered
+        # object (see object_id), so using one twice could overwrite delivered records.
+        self.next_seq = max(recovery.expected, self.delivered_seq + 1)
+        report.segments = len(self.segments)
+        return report
+
+    def _find_segments(self) -> list[Segment]:
         found = []
-        for path in sorted(self.directory.glob(f"*{SEGMENT_SUFFIX}")):
+        for path in self.directory.glob(f"*{SEGMENT_SUFFIX}"):
             name = path.name.removesuffix(SEGMENT_SUFFIX)
             if not (name.isascii() and name.isdigit()):
                 log.error("write-ahead log %s: not a segment name, file ignored", path)
                 continue
             found.append(Segment(path, int(name)))
         found.sort(key=lambda segment: segment.first_seq)
-        report = RecoveryReport()
-        last_seq = self.delivered_seq
-        for index, segment in enumerate(found):
-            following = found[index + 1].first_seq if index + 1 < len(found) else None
-            if following is not None and following - 1 <= self.delivered_seq:
-                segment.path.unlink(missing_ok=True)
-                continue
-            seg_last = self._check_segment(segment, report)
-            if seg_last is None and segment.size == 0:
-                segment.path.unlink(missing_ok=True)
-                continue
-            if seg_last is not None:
-                last_seq = max(last_seq, seg_last)
-            segment.synced_size = segment.size
-            self.segments.append(segment)
-        self.next_seq = last_seq + 1
-        report.segments = len(self.segments)
-        for item in report.corruptions:
-            log.error(
-                "write-ahead log %s: %d corrupt or torn bytes at offset %d skipped",
-                item.path,
-                item.length,
-                item.offset,
-            )
-        return report
+        return found
 
-    def _check_segment(self, segment: Segment, report: RecoveryReport) -> int | None:
-        """Validate every frame, cut a bad tail off, count what is still to deliver."""
-        data = segment.path.read_bytes()
-        last_seq = None
-        valid_end = 0
-        for frame, start, end in scan_frames(data, segment.first_seq):
-            if frame is None:
-                report.corruptions.append(Corruption(segment.path, start, end - start))
-                continue
-            valid_end = end
-            last_seq = frame.last_seq
-            report.frames += 1
-            pending = frame.lengths[max(0, self.delivered_seq + 1 - frame.first_seq) :]
-            report.records_pending += len(pending)
-            report.bytes_pending += sum(pending)
-        if valid_end < len(data):
-            with segment.path.open("r+b") as handle:
-                handle.truncate(valid_end)
+    def _check_segment(self, segment: Segment, recovery: _Recovery) -> bool:
+        """Validate every frame, cut a bad tail off, count what is still to deliver.
+
+        Returns whether the segment holds a valid frame. Reads it a chunk at a time: a segment
+        may be larger than the memory recovery should take.
+        """
+        scanner = SegmentScanner(segment.first_seq)
+        with segment.path.open("r+b") as handle:
+            size = os.fstat(handle.fileno()).st_size
+            read_at = _read_at(handle.fileno())
+            while scanner.offset < size:
+                before = scanner.offset
+                for frame, start, end in scanner.step(read_at, size, SCAN_CHUNK):
+                    if frame is None:
+                        recovery.bad_stretch(Corruption(segment.path, start, end - start))
+                        continue
+                    recovery.frame(segment, frame, start)
+                if scanner.offset == before:
+                    log.error("write-ahead log %s: shrank while being checked", segment.path)
+                    break
+            segment.size = scanner.good_end
+            if segment.size == 0:
+                return False
+            if segment.size < size:
+                handle.truncate(segment.size)
                 os.fsync(handle.fileno())
-        segment.size = valid_end
-        return last_seq
+        return True
 
     def _lock(self) -> None:
         """Refuse a second process on this log: it would deliver the same records again."""
@@ -429,7 +507,11 @@ class WriteAheadLog:
             log.error("write-ahead log %s: cannot remove: %s", segment.path, exc)
 
     async def sync(self) -> None:
-        """Return once every append made before this call is on disk (group commit)."""
+        """Return once every append made before this call is on disk (group commit).
+
+        WalError if not: for good once an fsync of written data failed (see `failure`), for this
+        call only if the folder could not be fsynced (the next sync retries it).
+        """
         if self._failed is not None:
             # Never retry a failed fsync: a retry can succeed although the data was lost.
             raise WalError(f"write-ahead log failed: {self._failed}")
@@ -454,14 +536,19 @@ class WriteAheadLog:
             self._in_flight = dirty
             try:
                 await loop.run_in_executor(self._io, self._sync_files, fds, new_segment)
+            except _DirectoryNotSynced as exc:
+                # Nothing written is in doubt: fail these puts (their producers retry) and fsync
+                # it all again on the next sync, the folder included, before acknowledging.
+                self._dirty = dirty + [s for s in self._dirty if s not in dirty]
+                self._new_segment_unsynced = True
+                log.error("write-ahead log %s: %s", self.directory, exc)
+                self._fail_waiters(WalError(str(exc)))
+                return
             except Exception as exc:
                 # fsync failure leaves the page cache's state unknown: refuse further writes.
                 self._failed = exc
                 log.critical("write-ahead log %s: fsync failed: %s", self.directory, exc)
-                for _, future in self._waiters:
-                    if not future.done():
-                        future.set_exception(WalError(f"fsync failed: {exc}"))
-                self._waiters = []
+                self._fail_waiters(WalError(f"fsync failed: {exc}"))
                 return
             finally:
                 self._in_flight = []
@@ -484,11 +571,22 @@ class WriteAheadLog:
                     still_waiting.append((wanted, future))
             self._waiters = still_waiting
 
+    def _fail_waiters(self, error: WalError) -> None:
+        for _, future in self._waiters:
+            if not future.done():
+                future.set_exception(error)
+        self._waiters = []
+
     def _sync_files(self, fds: list[int], new_segment: bool) -> None:
         for fd in fds:
             os.fdatasync(fd)
         if new_segment:
-            fsync_directory(self.directory)
+            try:
+                fsync_directory(self.directory)
+            except OSError as exc:
+                # Opening the folder fails when the process is out of fds (EMFILE): that says
+                # nothing about the data, unlike a failed fdatasync, so it must not poison the log.
+                raise _DirectoryNotSynced(f"cannot fsync the log folder: {exc}") from exc
 
     # -- delivery watermark ---------------------------------------------------------------
 
@@ -557,10 +655,7 @@ class WalReader:
         self._wal = wal
         self.after_seq = after_seq
         self._first_seq: int | None = None  # the segment being read; earlier ones are done
-        self._path: Path | None = None
-        self._offset = 0  # where the next read in it starts
-        self._last_seq = 0  # the last seq of its last valid frame read ...
-        self._good_end = 0  # ... and where that frame ended: to judge frames found by resync
+        self._scanner = SegmentScanner(None)  # where in it, and its last good frame
 
     async def read(self, max_bytes: int = READ_CHUNK) -> list[Frame]:
         """Committed frames not read yet, about `max_bytes` of them; [] when caught up.
@@ -587,65 +682,38 @@ class WalReader:
             if size == 0:
                 break  # nothing of it is durable yet, so nothing after it is either
             if first_seq != self._first_seq:
-                self._first_seq, self._path, self._offset = first_seq, path, 0
-                self._last_seq, self._good_end = first_seq - 1, 0
-            while self._offset < size and budget > 0:
-                data = self._pread(
-                    path, self._offset, min(size - self._offset, max(budget, 1 << 20))
-                )
-                had = len(frames)
-                consumed = self._parse_into(frames, data, path, size)
-                if consumed == 0:
-                    log.error("write-ahead log %s: shorter than its committed size", path)
-                    return frames
-                self._offset += consumed
-                # Only what is returned counts: frames skipped by seq or corrupt bytes do not,
-                # or a reader starting deep inside a segment would answer [] before caught up.
-                budget -= sum(HEADER_SIZE + 4 * f.count + len(f.data) for f in frames[had:])
+                self._first_seq, self._scanner = first_seq, SegmentScanner(first_seq)
+            if self._scanner.offset < size:
+                budget = self._read_segment(path, size, budget, frames)
             if budget <= 0:
                 break
         return frames
 
-    def _parse_into(self, frames: list[Frame], data: bytes, path: Path, size: int) -> int:
-        """Append the valid frames of `data` to `frames`; returns the bytes consumed."""
-        view = memoryview(data)
-        pos = 0
-        while pos < len(data):
-            at = self._offset + pos
-            parsed = _parse_at(view, pos)
-            if parsed is None:
-                full = _cut_frame_length(view, pos)
-                if full is not None and at + full <= size:
-                    if pos > 0:
-                        return pos  # the rest next round, starting at this frame
-                    parsed = _parse_at(memoryview(self._pread(path, at, full)), 0)
-            if parsed is not None and (
-                at == self._good_end or _can_follow(parsed[0], self._last_seq, at - self._good_end)
-            ):
-                frame, pos = parsed  # a frame read whole was read from `pos` == 0: same offsets
-                if frame.last_seq > self.after_seq:
-                    frames.append(frame)
-                self._last_seq, self._good_end = frame.last_seq, self._offset + pos
-                continue
-            bad_end = _resync(
-                data,
-                view,
-                pos,
-                self._last_seq,
-                self._good_end - self._offset,
-                more_follows=self._offset + len(data) < size,
-            )
-            log.error(
-                "write-ahead log %s: %d corrupt bytes at offset %d skipped",
-                path,
-                bad_end - pos,
-                at,
-            )
-            pos = bad_end
-        return pos
-
-    @staticmethod
-    def _pread(path: Path, offset: int, length: int) -> bytes:
-        with path.open("rb") as handle:
-            handle.seek(offset)
-            return handle.read(length)
+    def _read_segment(self, path: Path, size: int, budget: int, frames: list[Frame]) -> int:
+        """Append frames of the segment being read to `frames`; returns the budget left."""
+        scanner = self._scanner
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            read_at = _read_at(fd)
+            while scanner.offset < size and budget > 0:
+                before = scanner.offset
+                # One chunk for the whole budget: its frames are slices of it, copied no further.
+                for frame, start, end in scanner.step(read_at, size, max(budget, MIN_READ)):
+                    if frame is None:
+                        log.error(
+                            "write-ahead log %s: %d corrupt bytes at offset %d skipped",
+                            path,
+                            end - start,
+                            start,
+                        )
+                    elif frame.last_seq > self.after_seq:
+                        frames.append(frame)
+                        # Only what is returned counts: frames skipped by seq do not, or a
+                        # reader starting deep inside a segment would answer [] before caught up.
+                        budget -= frame.size
+                if scanner.offset == before:
+                    log.error("write-ahead log %s: shorter than its committed size", path)
+                    return 0
+        finally:
+            os.close(fd)
+        return budget

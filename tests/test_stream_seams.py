@@ -259,3 +259,40 @@ async def test_health_shows_idle_delivering_stalled_and_retrying(tmp_path: Path)
     assert stream.health()["delivery"] == "retrying"
     assert not await stream.close(timeout=0.5)
     assert state(stream) is DeliveryState.STOPPED
+
+
+async def test_a_damaged_log_shows_on_health(tmp_path: Path) -> None:
+    from firehose.stream import DeliveryStream
+    from tests.factories import stream_config
+    from tests.memory_destination import MemoryDestination
+
+    def make() -> tuple[DeliveryStream, MemoryDestination]:
+        destination = MemoryDestination()
+        stream = DeliveryStream(
+            stream_config(interval=900),
+            destination,
+            data_dir=tmp_path,
+            max_undelivered_bytes=1 << 30,
+            segment_bytes=4096,
+        )
+        return stream, destination
+
+    stream, dest = make()
+    dest.open.clear()  # nothing gets delivered: every segment stays
+    await stream.open()
+    for start in range(0, 90, 10):
+        await stream.put(records(10, size=200, start=start))
+    await stream.close(timeout=0.2)
+    segments = sorted(stream.wal.directory.glob("*.wal"))
+    assert len(segments) >= 3
+    segments[1].unlink()
+
+    again, dest2 = make()
+    await again.open()
+    problems = again.health()["log"]["problems"]
+    assert [p["kind"] for p in problems] == ["gap"]
+    assert problems[0]["records_affected"] > 0
+    assert again.health()["log"]["records_lost_at_start"] == problems[0]["records_affected"]
+    assert await again.close(timeout=5)
+    delivered = sum(count for _, _, count in dest2.delivered)
+    assert delivered == 90 - problems[0]["records_affected"]

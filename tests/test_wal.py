@@ -6,7 +6,10 @@ import asyncio
 import errno
 import os
 import random
+import shutil
 import struct
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import AsyncIterator, Callable
@@ -15,17 +18,14 @@ from pathlib import Path
 import pytest
 
 from firehose.errors import WalError
+from firehose.frames import HEADER_SIZE, MAGIC, Frame, encode_frame
 from firehose.wal import (
-    HEADER_SIZE,
-    MAGIC,
     READ_CHUNK,
     SEGMENT_SUFFIX,
     WATERMARK_FILE,
-    Frame,
     RecoveryReport,
     WalReader,
     WriteAheadLog,
-    encode_frame,
     scan_frames,
 )
 
@@ -141,7 +141,7 @@ async def test_round_trip_through_reopen(open_log: OpenLog, log_dir: Path) -> No
     await wal.close()
 
     wal, report = open_log()
-    assert report.corruptions == []
+    assert report.corruptions == [] and report.problems == []
     assert report.frames == 21
     assert report.records_pending == len(expected)
     assert report.bytes_pending == sum(len(data) for _, _, data in expected)
@@ -353,8 +353,10 @@ async def test_fdatasync_failure_fails_waiters_and_later_appends(
         wal.append([b"x%d" % index], index)
         await wal.sync()
 
+    assert wal.failure is None
     results = await asyncio.gather(*(producer(i) for i in range(10)), return_exceptions=True)
     assert all(isinstance(result, WalError) for result in results), results
+    assert wal.failure is not None and "Input/output error" in wal.failure
     with pytest.raises(WalError):
         wal.append([b"after the failure"], 11)
     # A second fdatasync would report success although the pages may be lost (fsyncgate):
@@ -804,6 +806,10 @@ async def test_torn_tail_is_cut_and_reported(open_log: OpenLog, log_dir: Path, k
 
     wal, report = open_log()
     assert [(c.path, c.offset, c.length) for c in report.corruptions] == [(path, offsets[3], keep)]
+    # At the end of the log, a torn frame is most likely a write that was never acknowledged.
+    [problem] = report.problems
+    assert (problem.kind, problem.records_affected) == ("corrupt", None)
+    assert report.records_lost == 0
     assert report.frames == 3
     assert path.stat().st_size == offsets[3], "the torn tail was not cut off"
     kept = [record for frame in written[:3] for record in frame]
@@ -828,6 +834,10 @@ async def test_torn_tail_in_an_older_segment(open_log: OpenLog, log_dir: Path) -
         handle.truncate(files[0].stat().st_size - 7)  # the second frame of the first segment
     wal, report = open_log(segment_bytes=200)
     assert len(report.corruptions) == 1 and report.corruptions[0].path == files[0]
+    # The next segment's name says which seqs the torn frame held: it was acknowledged.
+    [problem] = report.problems
+    assert (problem.kind, problem.records_affected) == ("corrupt", 1)
+    assert "records 2-2 lost" in problem.message and str(files[0]) in problem.message
     kept = written[0] + written[2] + written[3]
     assert await read_records(wal) == kept
     assert await read_records(wal, 0, max_bytes=1) == kept
@@ -866,6 +876,9 @@ async def test_corrupt_frame_is_skipped_and_the_rest_kept(
     assert len(report.corruptions) == 1
     assert report.corruptions[0].offset == offsets[k]
     assert report.corruptions[0].length == frame_end - offsets[k]
+    [problem] = report.problems
+    assert problem.kind == "corrupt"
+    assert problem.records_affected == (None if k == len(FRAMES) - 1 else len(FRAMES[k]))
     assert report.frames == len(FRAMES) - 1
     kept = [record for index, frame in enumerate(written) for record in frame if index != k]
     assert await read_records(wal) == kept
@@ -1106,3 +1119,334 @@ async def test_reader_resyncs_onto_a_frame_cut_by_its_read_chunk(
     kept = written[0] + written[1] + written[3]
     for max_bytes in [1, 100, READ_CHUNK]:
         assert await read_records(wal, 0, max_bytes) == kept, max_bytes
+
+
+# -- recovery reads a chunk at a time --------------------------------------------------------
+
+
+async def damaged_log(open_log: OpenLog, log_dir: Path, seed: int) -> list[Record]:
+    """A log of frames of every size, tricky records among them, then damaged: what was written."""
+    rng = random.Random(seed)
+    wal, _ = open_log(segment_bytes=200_000)
+    written: list[Record] = []
+    for index in range(120):
+        records = payloads(rng, rng.randint(0, 4), rng.choice([50, 500, 5000]))
+        if rng.random() < 0.2:
+            records.append(rng.choice(tricky_records()))
+        if rng.random() < 0.05:
+            records.append(rng.randbytes(70_000))  # larger than any small chunk
+        written += await put(wal, records, index)
+    await wal.close()
+    for path in segment_files(log_dir):
+        data = bytearray(path.read_bytes())
+        for _ in range(rng.randint(0, 3)):
+            data[rng.randrange(len(data))] ^= 1 << rng.randrange(8)
+        if rng.random() < 0.5:
+            data = data[: rng.randrange(len(data) + 1)]
+        path.write_bytes(bytes(data))
+    return written
+
+
+@pytest.mark.parametrize("chunk", [HEADER_SIZE, 100, 4096, 65_536])
+@pytest.mark.parametrize("seed", range(4))
+async def test_recovery_in_small_chunks_finds_what_a_whole_read_finds(
+    open_log: OpenLog,
+    monkeypatch: pytest.MonkeyPatch,
+    log_dir: Path,
+    tmp_path: Path,
+    chunk: int,
+    seed: int,
+) -> None:
+    await damaged_log(open_log, log_dir, seed)
+    copy = tmp_path / "copy"
+    shutil.copytree(log_dir, copy)
+    whole, whole_report = open_log()  # the default chunk is larger than any segment here
+    expected = await read_records(whole, 0)
+
+    monkeypatch.setattr("firehose.wal.SCAN_CHUNK", chunk)
+    reads: list[int] = []
+    real_pread = os.pread
+
+    def pread(fd: int, length: int, offset: int) -> bytes:
+        reads.append(length)
+        return real_pread(fd, length, offset)
+
+    real_read_bytes = Path.read_bytes
+
+    def read_bytes(self: Path) -> bytes:
+        assert self.suffix != SEGMENT_SUFFIX, f"recovery read all of {self} at once"
+        return real_read_bytes(self)
+
+    monkeypatch.setattr(os, "pread", pread)
+    monkeypatch.setattr(Path, "read_bytes", read_bytes)
+    chunked, report = open_log(copy)
+    monkeypatch.undo()
+
+    assert reads
+    assert [(c.path.name, c.offset, c.length) for c in report.corruptions] == [
+        (c.path.name, c.offset, c.length) for c in whole_report.corruptions
+    ]
+    assert (report.frames, report.records_pending, report.bytes_pending) == (
+        whole_report.frames,
+        whole_report.records_pending,
+        whole_report.bytes_pending,
+    )
+    assert chunked.next_seq == whole.next_seq
+    assert [p.stat().st_size for p in segment_files(copy)] == [
+        p.stat().st_size for p in segment_files(log_dir)
+    ]
+    assert await read_records(chunked, 0) == expected
+
+
+async def test_recovery_of_a_segment_much_larger_than_its_chunk(
+    open_log: OpenLog, monkeypatch: pytest.MonkeyPatch, log_dir: Path
+) -> None:
+    monkeypatch.setattr("firehose.wal.SCAN_CHUNK", 1000)
+    written, offsets = await write_frames(
+        open_log, [[b"%d-" % k + b"r" * (k % 700), *tricky_records()] for k in range(400)]
+    )
+    [path] = segment_files(log_dir)
+    size = path.stat().st_size
+    assert size > 300 * 1000
+    flip(path, offsets[150] + HEADER_SIZE + 3)  # a frame that spans chunks, in the middle
+    torn = encode_frame(written[-1][-1][0] + 1, 1, [b"torn"] * 300)[:-1]  # spans chunks too
+    with path.open("ab") as handle:
+        handle.write(torn)
+
+    reads: list[int] = []
+    real_pread = os.pread
+
+    def pread(fd: int, length: int, offset: int) -> bytes:
+        reads.append(length)
+        return real_pread(fd, length, offset)
+
+    monkeypatch.setattr(os, "pread", pread)
+    wal, report = open_log()
+    monkeypatch.setattr(os, "pread", real_pread)
+    ends = [*offsets[1:], size]
+    largest_frame = max(end - start for start, end in zip(offsets, ends, strict=True))
+    assert largest_frame > 1000 and max(reads) <= largest_frame
+    assert sum(reads) < 3 * path.stat().st_size
+    assert [(c.offset, c.length) for c in report.corruptions] == [
+        (offsets[150], offsets[151] - offsets[150]),
+        (size, len(torn)),
+    ]
+    assert path.stat().st_size == size
+    kept = [record for index, frame in enumerate(written) for record in frame if index != 150]
+    assert report.frames == 399 and report.records_pending == len(kept)
+    assert await read_records(wal) == kept
+    assert wal.next_seq == written[-1][-1][0] + 1
+
+
+# -- a damaged log is never silent -----------------------------------------------------------
+
+
+async def three_segments(open_log: OpenLog, log_dir: Path) -> tuple[list[Record], list[Path]]:
+    """Seqs 1-2, 3-4 and 5-6, one segment each."""
+    written, _ = await write_frames(
+        open_log, [[b"%d" % k * 40, b"%d" % k * 40] for k in range(3)], segment_bytes=200
+    )
+    files = segment_files(log_dir)
+    assert len(files) == 3
+    return [record for frame in written for record in frame], files
+
+
+@pytest.mark.parametrize("missing", [0, 1])
+async def test_missing_segment_is_reported(
+    open_log: OpenLog, log_dir: Path, caplog: pytest.LogCaptureFixture, missing: int
+) -> None:
+    written, files = await three_segments(open_log, log_dir)
+    files[missing].unlink()
+    wal, report = open_log(segment_bytes=200)
+    [problem] = report.problems
+    lost = f"{2 * missing + 1}-{2 * missing + 2}"
+    assert (problem.kind, problem.records_affected) == ("gap", 2)
+    assert f"records {lost} are missing before {files[missing + 1]}" in problem.message
+    assert report.records_lost == 2 and report.corruptions == []
+    assert any(
+        r.levelname == "ERROR" and "2 records affected" in r.getMessage() for r in caplog.records
+    )
+    kept = [record for record in written if record[0] not in (2 * missing + 1, 2 * missing + 2)]
+    assert report.records_pending == len(kept)
+    assert await read_records(wal) == kept
+    assert wal.next_seq == 7
+    kept += await put(wal, [b"after"], 1)
+    assert await read_records(wal) == kept
+
+
+async def test_segments_lost_after_the_last_one_kept_leave_their_seqs_unused(
+    open_log: OpenLog, log_dir: Path
+) -> None:
+    written, files = await three_segments(open_log, log_dir)
+    files[1].unlink()
+    files[2].write_bytes(b"garbage")  # its name still says seqs up to 4 were handed out
+    wal, report = open_log(segment_bytes=200)
+    assert [(p.kind, p.records_affected) for p in report.problems] == [
+        ("gap", 2),
+        ("corrupt", None),
+    ]
+    assert wal.next_seq == 5
+    assert await put(wal, [b"new"], 1) == [(5, 1, b"new")]
+    assert await read_records(wal) == [*written[:2], (5, 1, b"new")]
+
+
+async def test_watermark_beyond_the_end_of_the_log_is_reported(
+    open_log: OpenLog, log_dir: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    await three_segments(open_log, log_dir)
+    (log_dir / WATERMARK_FILE).write_bytes(b"10")
+    wal, report = open_log(segment_bytes=200)
+    [problem] = report.problems
+    assert (problem.kind, problem.records_affected) == ("watermark-beyond-end", 4)
+    assert "watermark 10 is 4 records beyond" in problem.message
+    assert report.records_lost == 0 and report.records_pending == 0
+    assert any("4 records affected" in r.getMessage() for r in caplog.records)
+    # Seqs up to the watermark may name delivered objects: none is handed out again.
+    assert wal.next_seq == 11
+    assert await put(wal, [b"new"], 1) == [(11, 1, b"new")]
+    assert await read_records(wal) == [(11, 1, b"new")]
+
+
+async def test_watermark_at_a_lost_segments_end_is_not_beyond_the_log(
+    open_log: OpenLog, log_dir: Path
+) -> None:
+    # Delivered up to 2, the segment holding 1-2 is deleted as delivered once the next one
+    # exists; a crash then tore that next segment's only frame.
+    wal, _ = open_log()
+    await put(wal, [b"a", b"b"], 1)
+    await wal.mark_delivered(2)
+    await wal.close()
+    (log_dir / f"{3:020d}{SEGMENT_SUFFIX}").write_bytes(encode_frame(3, 9, [b"torn"])[:20])
+    wal, report = open_log()
+    assert [(p.kind, p.records_affected) for p in report.problems] == [("corrupt", None)]
+    assert segment_files(log_dir) == []
+    assert wal.next_seq == 3
+
+
+async def test_corrupt_first_frame_of_a_segment_counts_its_records(
+    open_log: OpenLog, log_dir: Path
+) -> None:
+    written, offsets = await write_frames(open_log, [[b"a"], [b"b", b"c"], [b"d"]])
+    [path] = segment_files(log_dir)
+    flip(path, 20)
+    wal, report = open_log()
+    [problem] = report.problems
+    assert (problem.kind, problem.records_affected) == ("corrupt", 1)
+    assert f"{offsets[1]} corrupt or torn bytes at offset 0" in problem.message
+    assert await read_records(wal, 0) == written[1] + written[2]
+
+
+# -- out of file descriptors -----------------------------------------------------------------
+
+
+def emfile_once(monkeypatch: pytest.MonkeyPatch, target: Path) -> list[Path]:
+    """Make the next os.open of `target` fail as if the process had no fd left; logs opens."""
+    real_open = os.open
+    opened: list[Path] = []
+    failed = False
+
+    def fake_open(path: str | Path, flags: int, mode: int = 0o777) -> int:
+        nonlocal failed
+        if Path(path) == target and not failed:
+            failed = True
+            raise OSError(errno.EMFILE, "Too many open files")
+        opened.append(Path(path))
+        return real_open(path, flags, mode)
+
+    monkeypatch.setattr(os, "open", fake_open)
+    return opened
+
+
+async def test_no_fd_for_the_folder_fsync_fails_only_that_sync(
+    open_log: OpenLog, monkeypatch: pytest.MonkeyPatch, log_dir: Path
+) -> None:
+    wal, _ = open_log()
+    reader = wal.reader()
+    opened = emfile_once(monkeypatch, log_dir)
+    first, _ = wal.append([b"a"], 1)  # a new segment: its folder entry must be made durable
+    with pytest.raises(WalError, match="Too many open files"):
+        await wal.sync()
+    assert wal.failure is None, "a missing fd poisoned the log"
+    assert await reader.read() == [], "a frame whose segment may vanish was made readable"
+
+    expected = [(first, 1, b"a")] + await put(wal, [b"b"], 2)
+    assert log_dir in opened, "acknowledged without the folder fsync"
+    assert await read_records(wal) == expected
+    expected += await put(wal, [b"c"], 3)
+    await wal.close()
+    wal, report = open_log()
+    assert report.problems == []
+    assert await read_records(wal) == expected
+
+
+async def test_no_fd_for_a_new_segment_fails_only_that_append(
+    open_log: OpenLog, monkeypatch: pytest.MonkeyPatch, log_dir: Path
+) -> None:
+    wal, _ = open_log()
+    emfile_once(monkeypatch, log_dir / f"{1:020d}{SEGMENT_SUFFIX}")
+    with pytest.raises(WalError, match="Too many open files"):
+        wal.append([b"lost"], 1)
+    assert wal.failure is None and wal.next_seq == 1
+    expected = await put(wal, [b"a"], 2)
+    await wal.close()
+    wal, report = open_log()
+    assert report.problems == []
+    assert await read_records(wal) == expected
+
+
+FD_LIMIT_SCRIPT = """
+import asyncio, os, resource, sys
+from pathlib import Path
+from firehose.errors import WalError
+from firehose.wal import WriteAheadLog
+
+async def main(directory: Path) -> None:
+    wal = WriteAheadLog(directory)
+    wal.open()
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    highest = max(map(int, os.listdir("/proc/self/fd")))
+    resource.setrlimit(resource.RLIMIT_NOFILE, (highest + 8, hard))
+    fillers = []
+    try:
+        while True:
+            fillers.append(os.open("/dev/null", os.O_RDONLY))
+    except OSError:
+        pass
+    os.close(fillers.pop())  # room for the new segment, none for its folder
+    wal.append([b"a"], 1)
+    try:
+        await wal.sync()
+        print("sync succeeded without an fd for the folder")
+    except WalError:
+        print("sync failed")
+    print("failure:", wal.failure)
+    for fd in fillers:
+        os.close(fd)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+    wal.append([b"b"], 2)
+    await wal.sync()
+    await wal.close()
+    wal = WriteAheadLog(directory)
+    report = wal.open()
+    frames = await wal.reader().read()
+    print("records:", [bytes(f.data) for f in frames], "problems:", report.problems)
+    await wal.close()
+
+asyncio.run(main(Path(sys.argv[1])))
+"""
+
+
+def test_fd_limit_reached_does_not_poison_the_log(log_dir: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, "-c", FD_LIMIT_SCRIPT, str(log_dir)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == [
+        "sync failed",
+        "failure: None",
+        "records: [b'a', b'b'] problems: []",
+    ], result.stderr
