@@ -58,6 +58,7 @@ class Service:
                 data_dir=settings.data_dir,
                 max_undelivered_bytes=settings.max_undelivered_bytes,
                 segment_bytes=settings.wal_segment_mib * 1024 * 1024,
+                stall_seconds=settings.stall_seconds,
             )
             for config in configs
         }

@@ -40,6 +40,12 @@ class Settings(BaseSettings):
         description="on SIGTERM, how long to keep delivering before leaving the rest in the log; "
         "give the container a stop grace period a few seconds longer (30s for the default)",
     )
+    stall_seconds: float = Field(
+        10.0,
+        gt=0,
+        description="a delivery attempt unanswered this long (plus 0.25 s per MiB it sends) "
+        "shows as stalled on /health",
+    )
     keepalive_timeout_seconds: float = Field(
         75.0, gt=0, description="an idle connection is closed after this long"
     )
