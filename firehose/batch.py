@@ -21,7 +21,7 @@ class Record:
 
     seq: int
     arrival_ms: int
-    data: memoryview
+    data: memoryview | bytes
 
 
 @dataclass(slots=True)
@@ -67,7 +67,8 @@ class Batch:
         """A batch of some of this batch's records (those to retry), with the same object id."""
         batch = Batch(partition=self.partition, object_id=self.object_id)
         for record in records:
-            batch.add(RecordRun(record.seq, record.arrival_ms, [len(record.data)], record.data))
+            data = memoryview(record.data)
+            batch.add(RecordRun(record.seq, record.arrival_ms, [len(data)], data))
         return batch
 
     def records(self) -> Iterator[Record]:
