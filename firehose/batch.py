@@ -22,16 +22,47 @@ class Record:
     seq: int
     arrival_ms: int
     data: memoryview | bytes
+    sub_seq: int = 0  # its place among the records one log record was split into
 
 
 @dataclass(slots=True)
 class RecordRun:
-    """Consecutive records of one frame: their bytes are one contiguous slice."""
+    """Records whose bytes are one contiguous slice: consecutive records of one frame, or
+    processed records with their own seqs (`seqs`, `sub_seqs`; several may share a seq)."""
 
     first_seq: int
     arrival_ms: int
     lengths: list[int]
     data: memoryview
+    seqs: list[int] | None = None
+    sub_seqs: list[int] | None = None
+
+    @property
+    def last_seq(self) -> int:
+        return self.seqs[-1] if self.seqs else self.first_seq + len(self.lengths) - 1
+
+    def part(self, start: int, stop: int, base: int, end: int) -> RecordRun:
+        """Records start..stop, whose bytes are data[base:end]."""
+        return RecordRun(
+            self.seqs[start] if self.seqs else self.first_seq + start,
+            self.arrival_ms,
+            self.lengths[start:stop],
+            self.data[base:end],
+            self.seqs[start:stop] if self.seqs else None,
+            self.sub_seqs[start:stop] if self.sub_seqs else None,
+        )
+
+    def records(self) -> Iterator[Record]:
+        offset = 0
+        seqs, sub_seqs = self.seqs, self.sub_seqs
+        for index, length in enumerate(self.lengths):
+            yield Record(
+                seqs[index] if seqs else self.first_seq + index,
+                self.arrival_ms,
+                self.data[offset : offset + length],
+                sub_seqs[index] if sub_seqs else 0,
+            )
+            offset += length
 
 
 # A partition's identity: its partition keys as sorted (name, value) pairs; None when the stream
@@ -56,8 +87,7 @@ class Batch:
 
     @property
     def last_seq(self) -> int:
-        run = self.runs[-1]
-        return run.first_seq + len(run.lengths) - 1
+        return self.runs[-1].last_seq
 
     def chunks(self) -> list[memoryview]:
         """The batch's bytes as slices whose concatenation is the records back to back."""
@@ -68,17 +98,16 @@ class Batch:
         batch = Batch(partition=self.partition, object_id=self.object_id)
         for record in records:
             data = memoryview(record.data)
-            batch.add(RecordRun(record.seq, record.arrival_ms, [len(data)], data))
+            batch.add(
+                RecordRun(
+                    record.seq, record.arrival_ms, [len(data)], data, [record.seq], [record.sub_seq]
+                )
+            )
         return batch
 
     def records(self) -> Iterator[Record]:
         for run in self.runs:
-            offset = 0
-            for index, length in enumerate(run.lengths):
-                yield Record(
-                    run.first_seq + index, run.arrival_ms, run.data[offset : offset + length]
-                )
-                offset += length
+            yield from run.records()
 
     def add(self, run: RecordRun) -> None:
         self.runs.append(run)
@@ -132,16 +161,7 @@ class BatchBuilder:
                 stop = start + 1  # a record larger than the whole buffer still goes alone
             if stop > start:
                 whole = start == 0 and stop == len(lengths)
-                self.current.add(
-                    run
-                    if whole
-                    else RecordRun(
-                        run.first_seq + start,
-                        run.arrival_ms,
-                        lengths[start:stop],
-                        run.data[base : ends[stop]],
-                    )
-                )
+                self.current.add(run if whole else run.part(start, stop, base, ends[stop]))
                 start = stop
             if self.current.size_bytes >= self.max_bytes or start < len(lengths):
                 full.append(self.seal())
