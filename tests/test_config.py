@@ -820,9 +820,9 @@ def test_duplicate_names_within_one_file(tmp_path: Path) -> None:
     )
 
 
-def test_repository_configs_load() -> None:
-    configs = Path(__file__).resolve().parent.parent / "configs"
-    assert [s.name for s in load_configs(configs)] == ["local-events"]
+def test_repository_example_loads() -> None:
+    example = Path(__file__).resolve().parent.parent / "configs" / "local-events.yaml"
+    assert [s.name for s in load_configs(example)] == ["local-events"]
 
 
 @pytest.mark.parametrize(
