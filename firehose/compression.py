@@ -15,6 +15,8 @@ import cramjam
 import zstandard
 from isal import isal_zlib
 
+from firehose.choices import NotOneOf
+
 Chunks = Sequence[bytes | memoryview]
 
 # Feed the native compressors 1 MiB at a time: few calls for many small records, and only
@@ -158,8 +160,4 @@ def get_codec(name: str) -> Codec:
         return CODECS[name]
     except KeyError:
         pass
-    message = f"CompressionFormat: got {name!r}, must be one of {', '.join(CODECS)}"
-    near = [known for known in CODECS if known.lower() == str(name).lower()]
-    if near:
-        message += f" (did you mean {near[0]!r}?)"
-    raise UnknownCompressionFormat(message)
+    raise UnknownCompressionFormat(f"CompressionFormat: got {name!r}, {NotOneOf(name, CODECS)}")

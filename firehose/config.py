@@ -28,6 +28,7 @@ from pydantic import (
 )
 from pydantic.fields import FieldInfo
 
+from firehose.choices import NotOneOf
 from firehose.compression import CODECS
 from firehose.keys import file_extension_problems, prefix_problems
 from firehose.retry import RetryPolicy
@@ -50,6 +51,8 @@ UNSUPPORTED_SOURCES = (
     "MSKSourceConfiguration",
     "DatabaseSourceConfiguration",
 )
+# The snake_case form takes a CompressionFormat in any letter case.
+_CODECS_BY_LOWER = {name.lower(): name for name in CODECS}
 # Friendly keys that are not an alias of one field: key -> the API name of the field it fills.
 _SHORTHANDS = {"bucket": "BucketARN"}
 # The API model's [a-zA-Z0-9_.-]+ for DeliveryStreamName, as a set: the one definition.
@@ -202,7 +205,8 @@ class ExtendedS3Destination(DestinationSection):
     @model_validator(mode="before")
     @classmethod
     def _friendly_shorthands(cls, data: Any) -> Any:
-        """`bucket: NAME` fills BucketARN; `compression` takes any letter case."""
+        """`bucket: NAME` fills BucketARN; `compression` takes any letter case (the API's
+        `CompressionFormat` keeps the API's exact spelling)."""
         if not isinstance(data, dict):
             return data
         data = dict(data)
@@ -210,10 +214,9 @@ class ExtendedS3Destination(DestinationSection):
         if "bucket" in data and (_spellings_of(cls, "bucket_arn") - {"bucket"}).isdisjoint(data):
             bucket = data.pop("bucket")
             data["bucket_arn"] = f"arn:aws:s3:::{bucket}" if isinstance(bucket, str) else bucket
-        compression = data.get("compression")
-        if isinstance(compression, str):
-            by_lower = {name.lower(): name for name in CODECS}
-            data["compression"] = by_lower.get(compression.lower(), compression)
+        for key in _spellings_of(cls, "compression_format") - {"CompressionFormat"}:
+            if isinstance(data.get(key), str) and data[key].lower() in _CODECS_BY_LOWER:
+                data[key] = _CODECS_BY_LOWER[data[key].lower()]
         return data
 
     @field_validator("bucket_arn")
@@ -242,11 +245,7 @@ class ExtendedS3Destination(DestinationSection):
     def _check_compression(cls, value: str) -> str:
         if value in CODECS:
             return value
-        message = f"must be one of {', '.join(CODECS)}"
-        near = [name for name in CODECS if name.lower() == value.lower()]
-        if near:
-            message += f" (exactly so: did you mean {near[0]}?)"
-        raise ValueError(message)
+        raise NotOneOf(value, CODECS)
 
     @field_validator("file_extension")
     @classmethod
@@ -384,7 +383,8 @@ class DeliveryStreamConfig(_Model):
                 for name in DESTINATION_FIELDS
                 if not (spellings := _spellings_of(cls, name)).isdisjoint(data)
             ]
-            if not given:
+            # An unknown key may be the destination misspelt (`S3:`): it is reported instead.
+            if not given and not _unknown_keys(cls, data):
                 raise FieldProblems(
                     [(DESTINATION_SECTIONS[0], "is required: a stream needs one destination")]
                 )
@@ -441,3 +441,9 @@ def field_spellings(name: str, info: FieldInfo) -> list[str]:
 
 def _spellings_of(model: type[BaseModel], name: str) -> set[str]:
     return set(field_spellings(name, model.model_fields[name]))
+
+
+def _unknown_keys(model: type[BaseModel], data: dict[Any, Any]) -> set[Any]:
+    """The keys of `data` that fill no field of `model`."""
+    known = set().union(*(_spellings_of(model, name) for name in model.model_fields))
+    return set(data) - known

@@ -112,9 +112,7 @@ def test_config_from_the_environment(tmp_path: Path) -> None:
 
 def test_config_option_wins_over_the_environment(tmp_path: Path) -> None:
     write(tmp_path, "streams.yaml", "name: from-env\ns3: {bucket: b}\n")
-    result = run(
-        "validate", "--config", str(EXAMPLE), env={"FIREHOSE_CONFIG": str(tmp_path)}
-    )
+    result = run("validate", "--config", str(EXAMPLE), env={"FIREHOSE_CONFIG": str(tmp_path)})
     assert result.stdout.splitlines() == ["local-events: ok"]
 
 
@@ -163,7 +161,7 @@ def test_console_script_is_installed(tmp_path: Path) -> None:
     assert result.returncode == 1
     assert result.stderr.splitlines() == [
         f"{tmp_path / 's.yaml'}: s3.compression: got 'nope', "
-        "must be one of UNCOMPRESSED, GZIP, ZIP, Snappy, HADOOP_SNAPPY, ZSTD"
+        "must be one of uncompressed, gzip, zip, snappy, hadoop_snappy, zstd"
     ]
 
 
