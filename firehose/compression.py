@@ -45,7 +45,11 @@ class Codec:
 
 
 class UnknownCompressionFormat(KeyError):
-    """A `CompressionFormat` value not in `CODECS`."""
+    """A `CompressionFormat` value not in `CODECS`; `problem` says what is allowed instead."""
+
+    def __init__(self, name: str) -> None:
+        self.problem = NotOneOf(name, CODECS)
+        super().__init__(f"CompressionFormat: got {name!r}, {self.problem}")
 
     def __str__(self) -> str:
         # KeyError would show the message quoted, as if it were the key.
@@ -160,4 +164,4 @@ def get_codec(name: str) -> Codec:
         return CODECS[name]
     except KeyError:
         pass
-    raise UnknownCompressionFormat(f"CompressionFormat: got {name!r}, {NotOneOf(name, CODECS)}")
+    raise UnknownCompressionFormat(name)
