@@ -18,9 +18,9 @@ from typing import Any
 import pytest
 
 from firehose.compression import CODECS
+from firehose.testing.servers import S3Server, free_port, start_moto, stop
+from firehose.testing.service_process import ServiceProcess, s3_stream
 from tests.readers import READERS
-from tests.servers import S3Server, free_port, start_moto, stop
-from tests.service_process import ServiceProcess, s3_stream
 
 REPO = Path(__file__).resolve().parent.parent
 KEY_NAME = re.compile(
