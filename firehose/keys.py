@@ -1,8 +1,8 @@
 """S3 object keys: `<evaluated prefix><stream>-<version>-<yyyy-MM-dd-HH-mm-ss>-<uuid><extension>`.
 
 Prefixes are parsed and checked once, at config time, into parts; evaluating them per object is
-cheap and can fail only on a missing partition key or a result over 512 characters
-(FIREHOSE_REFERENCE.md sections 3 and 5).
+cheap and can fail only on a missing partition key or a result over 512 characters. The
+rules are Firehose's; docs/compatibility.md sums them up.
 """
 
 from __future__ import annotations
@@ -359,7 +359,8 @@ class ObjectKeyFormat:
     def error_key(
         self, error_output_type: str, oldest_arrival_ms: int, object_id: str | None = None
     ) -> str:
-        """Key for an object of error records of one `error_output_type` (section 5)."""
+        """Key for an object of error records of one `error_output_type`, such as
+        `processing-failed`."""
         if not error_output_type:
             raise ValueError("error_output_type must not be empty")
         moment = self._moment(oldest_arrival_ms)

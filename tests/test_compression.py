@@ -95,7 +95,7 @@ PYTHON_READERS: dict[str, Callable[[bytes], bytes]] = {
 }
 
 
-def test_extensions_follow_the_reference() -> None:
+def test_extensions_are_firehoses_and_zst_for_zstd() -> None:
     assert {name: codec.extension for name, codec in CODECS.items()} == {
         "UNCOMPRESSED": "",
         "GZIP": ".gz",

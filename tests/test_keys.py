@@ -1,4 +1,4 @@
-"""S3 object keys and prefix validation, against FIREHOSE_REFERENCE.md sections 3, 4 and 5."""
+"""S3 object keys and prefix validation, as Firehose does them (docs/compatibility.md)."""
 
 from __future__ import annotations
 
@@ -26,7 +26,7 @@ def epoch_ms(*fields: int, tz: timezone = UTC) -> int:
     return int(datetime(*fields, tzinfo=tz).timestamp() * 1000)
 
 
-# The reference's examples: the oldest record arrived 2018-08-27 10:30 UTC.
+# Firehose's documented examples: the oldest record arrived 2018-08-27 10:30 UTC.
 ARRIVAL_2018 = epoch_ms(2018, 8, 27, 10, 30)
 ARRIVAL_2026 = epoch_ms(2026, 11, 22, 10, 5, 7)
 
@@ -41,7 +41,7 @@ def split_key(key: str) -> tuple[str, str]:
     return (prefix + "/" if prefix else ""), name
 
 
-# ---- section 3: object keys ---------------------------------------------------------------------
+# ---- object keys --------------------------------------------------------------------------------
 
 
 def test_file_name_has_stream_version_timestamp_uuid_and_extension() -> None:
@@ -153,10 +153,10 @@ def test_random_string_shape_and_freshness_per_use() -> None:
     assert split_key(keys.object_key(ARRIVAL_2026))[0] != prefix
 
 
-# ---- section 5: the error prefix ----------------------------------------------------------------
+# ---- the error prefix ---------------------------------------------------------------------------
 
 
-def test_reference_table_row_1_error_prefix_without_prefix() -> None:
+def test_error_prefix_without_prefix() -> None:
     keys = key_format(error_output_prefix="fail/!{firehose:error-output-type}/")
     assert split_key(keys.object_key(ARRIVAL_2018, "id"))[0] == "2018/08/27/10/"
     assert keys.error_key("processing-failed", ARRIVAL_2018, "id") == (
@@ -164,7 +164,7 @@ def test_reference_table_row_1_error_prefix_without_prefix() -> None:
     )
 
 
-def test_reference_table_row_2_default_error_prefix() -> None:
+def test_default_error_prefix_follows_the_prefix() -> None:
     keys = key_format(prefix="p/")
     assert split_key(keys.object_key(ARRIVAL_2018, "id"))[0] == "p/2018/08/27/10/"
     assert split_key(keys.error_key("processing-failed", ARRIVAL_2018))[0] == (
@@ -172,7 +172,7 @@ def test_reference_table_row_2_default_error_prefix() -> None:
     )
 
 
-def test_reference_table_row_3_expressions_in_both() -> None:
+def test_expressions_in_both_prefixes() -> None:
     keys = key_format(
         prefix="y=!{timestamp:yyyy}/r=!{firehose:random-string}/",
         error_output_prefix="e/!{firehose:error-output-type}/!{timestamp:dd}/",
@@ -183,7 +183,7 @@ def test_reference_table_row_3_expressions_in_both() -> None:
     )
 
 
-def test_reference_table_row_4_expressions_need_an_error_prefix() -> None:
+def test_prefix_expressions_need_an_error_prefix() -> None:
     assert prefix_problems("!{timestamp:yyyy/MM/dd}", None) == [
         ("ErrorOutputPrefix", "is required when Prefix contains expressions")
     ]
@@ -412,7 +412,7 @@ def test_error_prefix_over_512_characters_raises() -> None:
     assert issubclass(KeyTooLongError, ValueError)
 
 
-# ---- section 4: file extensions -----------------------------------------------------------------
+# ---- file extensions ----------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize(
