@@ -446,5 +446,7 @@ def _spellings_of(model: type[BaseModel], name: str) -> set[str]:
 
 def _unknown_keys(model: type[BaseModel], data: dict[Any, Any]) -> set[Any]:
     """The keys of `data` that fill no field of `model`."""
-    known = set().union(*(_spellings_of(model, name) for name in model.model_fields))
+    known: set[str] = set()
+    for name in model.model_fields:
+        known |= _spellings_of(model, name)
     return set(data) - known
