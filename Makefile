@@ -1,29 +1,42 @@
-# One command to set up and run, one to test. Everything installs into .venv from pyproject.toml.
+# `make run` installs only what the service needs; `make test` and `make bench` add their tools.
+# Everything installs into .venv from pyproject.toml, one stamp file per set of extras.
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
 .PHONY: install run test lint bench clean
 
-install: $(VENV)/.installed
+# The whole development set: the service, its tests and the linters.
+install: $(VENV)/.installed-test
 
-$(VENV)/.installed: pyproject.toml
+$(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[test]'
+
+$(VENV)/.installed-run: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet -e .
 	touch $@
 
-run: install
+# Each extra holds the runtime too, so its stamp also stands for `make run`'s.
+$(VENV)/.installed-test: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet -e '.[test]'
+	touch $@ $(VENV)/.installed-run
+
+$(VENV)/.installed-bench: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet -e '.[bench]'
+	touch $@ $(VENV)/.installed-run
+
+run: $(VENV)/.installed-run
 	$(BIN)/firehose serve --config configs/
 
-lint: install
+lint: $(VENV)/.installed-test
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
-test: install lint
+test: lint
 	$(BIN)/pytest -q
 
-bench: install
+bench: $(VENV)/.installed-bench
 	$(BIN)/python -m bench.ingest
 
 clean:

@@ -28,7 +28,7 @@ from aiobotocore.session import get_session
 from bench.clickstream import Body, build_pool, pool_digest
 from bench.measure import cpu_seconds, die_with_parent, own_cpu_seconds, percentile, status_mib
 from firehose.compression import Codec, get_codec
-from tests.servers import S3Server
+from firehose.testing.servers import S3Server
 
 MIB = 1024 * 1024
 REPO = Path(__file__).resolve().parent.parent

@@ -50,8 +50,8 @@ from bench.measure import (
     status_mib,
     terminate_and_reap,
 )
-from tests.servers import S3Server, find_binary, start_seaweedfs, stop
-from tests.service_process import ServiceProcess, s3_stream
+from firehose.testing.servers import S3Server, find_binary, start_seaweedfs, stop
+from firehose.testing.service_process import ServiceProcess, s3_stream
 
 MIB = 1024 * 1024
 SERVICE_BUCKET = "bench-service"

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import re
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import (
     AliasChoices,
@@ -28,13 +27,14 @@ from pydantic import (
 )
 from pydantic.fields import FieldInfo
 
-from firehose.compression import CODECS
-from firehose.keys import file_extension_problems, prefix_problems
+from firehose.compression import CODECS, UnknownCompressionFormat, get_codec
+from firehose.keys import file_extension_problems, prefix_problems, time_zone_problems
 from firehose.retry import RetryPolicy
 
 BUCKET_ARN_PATTERN = re.compile(r"^arn:[^:]*:s3:::([\w.\-]{1,255})$", re.ASCII)
 ROLE_ARN_PATTERN = re.compile(r"^arn:.*:iam::\d{12}:role/\S+$", re.ASCII)
-TIME_ZONE_PATTERN = re.compile(r"^[a-zA-Z/_]{1,50}$")
+# Where objects can go: an S3-compatible store, or a local folder (ours).
+ENDPOINT_SCHEMES = ("http://", "https://", "file://")
 UNSUPPORTED_DESTINATIONS = (
     "RedshiftDestinationConfiguration",
     "ElasticsearchDestinationConfiguration",
@@ -50,12 +50,24 @@ UNSUPPORTED_SOURCES = (
     "MSKSourceConfiguration",
     "DatabaseSourceConfiguration",
 )
+# The snake_case form takes a CompressionFormat in any letter case.
+_CODECS_BY_LOWER = {name.lower(): name for name in CODECS}
 # Friendly keys that are not an alias of one field: key -> the API name of the field it fills.
 _SHORTHANDS = {"bucket": "BucketARN"}
 # The API model's [a-zA-Z0-9_.-]+ for DeliveryStreamName, as a set: the one definition.
 STREAM_NAME_CHARACTERS = frozenset(
     "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-"
 )
+
+
+def checked_endpoint_url(value: str | None) -> str | None:
+    """`value` if it is an endpoint objects can go to, None if unset; else ValueError.
+
+    The one check for a stream's EndpointURL and for the service-wide override.
+    """
+    if value and not value.startswith(ENDPOINT_SCHEMES):
+        raise ValueError("must start with http://, https:// or file://")
+    return value or None
 
 
 def _alias(*names: str) -> AliasChoices:
@@ -202,7 +214,8 @@ class ExtendedS3Destination(DestinationSection):
     @model_validator(mode="before")
     @classmethod
     def _friendly_shorthands(cls, data: Any) -> Any:
-        """`bucket: NAME` fills BucketARN; `compression` takes any letter case."""
+        """`bucket: NAME` fills BucketARN; `compression` takes any letter case (the API's
+        `CompressionFormat` keeps the API's exact spelling)."""
         if not isinstance(data, dict):
             return data
         data = dict(data)
@@ -210,10 +223,9 @@ class ExtendedS3Destination(DestinationSection):
         if "bucket" in data and (_spellings_of(cls, "bucket_arn") - {"bucket"}).isdisjoint(data):
             bucket = data.pop("bucket")
             data["bucket_arn"] = f"arn:aws:s3:::{bucket}" if isinstance(bucket, str) else bucket
-        compression = data.get("compression")
-        if isinstance(compression, str):
-            by_lower = {name.lower(): name for name in CODECS}
-            data["compression"] = by_lower.get(compression.lower(), compression)
+        for key in _spellings_of(cls, "compression_format") - {"CompressionFormat"}:
+            if isinstance(data.get(key), str) and data[key].lower() in _CODECS_BY_LOWER:
+                data[key] = _CODECS_BY_LOWER[data[key].lower()]
         return data
 
     @field_validator("bucket_arn")
@@ -240,36 +252,26 @@ class ExtendedS3Destination(DestinationSection):
     @field_validator("compression_format")
     @classmethod
     def _check_compression(cls, value: str) -> str:
-        if value in CODECS:
-            return value
-        message = f"must be one of {', '.join(CODECS)}"
-        near = [name for name in CODECS if name.lower() == value.lower()]
-        if near:
-            message += f" (exactly so: did you mean {near[0]}?)"
-        raise ValueError(message)
+        try:
+            get_codec(value)
+        except UnknownCompressionFormat as exc:
+            raise exc.problem from None
+        return value
 
     @field_validator("file_extension")
     @classmethod
     def _check_extension(cls, value: str | None) -> str | None:
         problems = file_extension_problems(value)
         if problems:
-            # The loader says which value it got; keys.py says so too.
-            raise ValueError("; ".join(p.removeprefix(f"got {value!r}, ") for p in problems))
+            raise ValueError("; ".join(problems))
         return value or None
 
     @field_validator("custom_time_zone")
     @classmethod
     def _check_time_zone(cls, value: str | None) -> str | None:
-        if value:
-            if not TIME_ZONE_PATTERN.match(value):
-                raise ValueError(
-                    "must be an IANA time zone name of letters, / and _ (at most 50), "
-                    "such as Asia/Tokyo"
-                )
-            try:
-                ZoneInfo(value)
-            except (ZoneInfoNotFoundError, ValueError):
-                raise ValueError("must be an IANA time zone name such as Asia/Tokyo") from None
+        problems = time_zone_problems(value)
+        if problems:
+            raise ValueError("; ".join(problems))
         return value or None
 
     @field_validator("role_arn")
@@ -282,9 +284,7 @@ class ExtendedS3Destination(DestinationSection):
     @field_validator("endpoint_url")
     @classmethod
     def _check_endpoint(cls, value: str | None) -> str | None:
-        if value and not value.startswith(("http://", "https://", "file://")):
-            raise ValueError("must start with http://, https:// or file://")
-        return value or None
+        return checked_endpoint_url(value)
 
     @field_validator(
         "processing_configuration",
@@ -384,7 +384,8 @@ class DeliveryStreamConfig(_Model):
                 for name in DESTINATION_FIELDS
                 if not (spellings := _spellings_of(cls, name)).isdisjoint(data)
             ]
-            if not given:
+            # An unknown key may be the destination misspelt (`S3:`): it is reported instead.
+            if not given and not _unknown_keys(cls, data):
                 raise FieldProblems(
                     [(DESTINATION_SECTIONS[0], "is required: a stream needs one destination")]
                 )
@@ -443,3 +444,11 @@ def field_spellings(name: str, info: FieldInfo) -> list[str]:
 
 def _spellings_of(model: type[BaseModel], name: str) -> set[str]:
     return set(field_spellings(name, model.model_fields[name]))
+
+
+def _unknown_keys(model: type[BaseModel], data: dict[Any, Any]) -> set[Any]:
+    """The keys of `data` that fill no field of `model`."""
+    known: set[str] = set()
+    for name in model.model_fields:
+        known |= _spellings_of(model, name)
+    return set(data) - known

@@ -6,7 +6,6 @@ the field as the user spelled it (PascalCase API name or snake_case), the value 
 
 from __future__ import annotations
 
-import difflib
 import json
 import re
 import typing
@@ -19,6 +18,7 @@ from pydantic import BaseModel
 from pydantic import ValidationError as PydanticValidationError
 from pydantic_core import ErrorDetails
 
+from firehose.choices import NotOneOf, closest
 from firehose.config import (
     DeliveryStreamConfig,
     FieldProblems,
@@ -153,11 +153,13 @@ def _at(document: Any, loc: tuple[int | str, ...]) -> Any:
     return document
 
 
-def _snake_case(given: Any, reached_by: Any) -> bool:
-    """Whether a mapping is written in the friendly form: by its keys, else by its own key."""
+def _snake_case(model: type[BaseModel] | None, given: Any, reached_by: Any) -> bool:
+    """Whether a mapping is written in the friendly form: by the keys that name a field (a
+    misspelt one says nothing of the style), else by the mapping's own key."""
     keys = [key for key in given if isinstance(key, str)] if isinstance(given, dict) else []
-    if keys:
-        return all(key == key.lower() for key in keys)
+    known = [key for key in keys if _field_for(model, key) is not None]
+    if known or keys:
+        return all(key == key.lower() for key in known or keys)
     return isinstance(reached_by, str) and reached_by == reached_by.lower()
 
 
@@ -208,12 +210,14 @@ def _problems_from(
             continue
         parent_loc, key = loc[:-1], loc[-1] if loc else ""
         model, given = _model_at(parent_loc), _at(document, parent_loc)
-        snake = _snake_case(given, parent_loc[-1] if parent_loc else None)
+        snake = _snake_case(model, given, parent_loc[-1] if parent_loc else None)
         value = item.get("input", _MISSING)
         if item["type"] == "missing":
             key, value, allowed = _written(model, str(key), given, snake), _MISSING, "is required"
         elif item["type"] == "extra_forbidden":
-            value, allowed = _MISSING, _unknown_key_message(model, key, given)
+            value, allowed = _MISSING, _unknown_key_message(model, key, given, snake)
+        elif isinstance(cause, NotOneOf):
+            allowed = cause.text(str.lower) if _snake_key(key) else str(cause)
         else:
             allowed = _friendly_text(model, error_message(item), given, snake)
         if key == "bucket_arn" and isinstance(given, dict) and "bucket_arn" not in given:
@@ -233,7 +237,7 @@ def _named_problems(
     number: int | None,
 ) -> list[ConfigProblem]:
     model, given = _model_at(owner_loc), _at(document, owner_loc)
-    snake = _snake_case(given, owner_loc[-1] if owner_loc else None)
+    snake = _snake_case(model, given, owner_loc[-1] if owner_loc else None)
     problems = []
     for api_name, message in cause.problems:
         key = _written(model, api_name, given, snake)
@@ -243,7 +247,12 @@ def _named_problems(
     return problems
 
 
-def _unknown_key_message(model: type[BaseModel] | None, key: Any, given: Any) -> str:
+def _snake_key(key: Any) -> bool:
+    """Whether the user wrote this key in the friendly form, whose values are lower case too."""
+    return isinstance(key, str) and key == key.lower()
+
+
+def _unknown_key_message(model: type[BaseModel] | None, key: Any, given: Any, snake: bool) -> str:
     found = _field_for(model, key)
     others = [
         name
@@ -257,8 +266,10 @@ def _unknown_key_message(model: type[BaseModel] | None, key: Any, given: Any) ->
         for name, info in (model.model_fields.items() if model else [])
         for spelling in field_spellings(name, info)
     ]
-    near = difflib.get_close_matches(str(key), known, n=1, cutoff=0.7)
-    return "is not a known field" + (f" (did you mean {near[0]}?)" if near else "")
+    # The spelling style of the file first: `S3` in a snake_case file means `s3`.
+    in_style = [spelling for spelling in known if _snake_key(spelling) == snake]
+    near = closest(str(key), in_style) or closest(str(key), known)
+    return "is not a known field" + (f" (did you mean {near}?)" if near else "")
 
 
 # ---- loading -----------------------------------------------------------------------------------

@@ -1,13 +1,14 @@
 """S3 object keys: `<evaluated prefix><stream>-<version>-<yyyy-MM-dd-HH-mm-ss>-<uuid><extension>`.
 
 Prefixes are parsed and checked once, at config time, into parts; evaluating them per object is
-cheap and can fail only on a missing partition key or a result over 512 characters
-(FIREHOSE_REFERENCE.md sections 3 and 5).
+cheap and can fail only on a missing partition key or a result over 512 characters. The
+rules are Firehose's; docs/compatibility.md sums them up.
 """
 
 from __future__ import annotations
 
 import hashlib
+import re
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -23,6 +24,7 @@ MAX_CONFIGURED_PREFIX = 1024
 MAX_EVALUATED_PREFIX = 512
 MAX_FILE_EXTENSION = 128
 DEFAULT_TIMESTAMP_PATTERN = "yyyy/MM/dd/HH/"
+TIME_ZONE_PATTERN = re.compile(r"^[a-zA-Z/_]{1,50}$")
 FILE_EXTENSION_CHARACTERS = frozenset("0123456789abcdefghijklmnopqrstuvwxyz!-_.*'()")
 
 TIMESTAMP = "timestamp"
@@ -262,32 +264,36 @@ def file_extension_problems(ext: str | None) -> list[str]:
         return []
     problems = []
     if not ext.startswith("."):
-        problems.append(f"got {ext!r}, must start with '.'")
+        problems.append("must start with '.'")
     elif len(ext) == 1:
-        problems.append("got '.', needs at least one character after the '.'")
+        problems.append("needs at least one character after the '.'")
     if len(ext) > MAX_FILE_EXTENSION:
         problems.append(f"is {len(ext)} characters long, at most {MAX_FILE_EXTENSION} are allowed")
     bad = sorted(set(ext) - FILE_EXTENSION_CHARACTERS)
     if bad:
-        problems.append(
-            f"got {ext!r}, contains {''.join(bad)!r}; only 0-9 a-z ! - _ . * ' ( ) are allowed"
-        )
+        problems.append(f"contains {''.join(bad)!r}; only 0-9 a-z ! - _ . * ' ( ) are allowed")
     return problems
 
 
-# ---- evaluation --------------------------------------------------------------------------------
+def time_zone_problems(name: str | None) -> list[str]:
+    """Why a `CustomTimeZone` is refused; [] when valid. Empty or None means UTC.
 
-
-def _time_zone(name: str | None, problems: list[tuple[str, str]]) -> tzinfo:
+    The API's own pattern first (letters, / and _, at most 50), then the time zone database.
+    """
     if not name:
-        return UTC
+        return []
+    if not TIME_ZONE_PATTERN.match(name):
+        return [
+            "must be an IANA time zone name of letters, / and _ (at most 50), such as Asia/Tokyo"
+        ]
     try:
-        return ZoneInfo(name)
+        ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError):
-        problems.append(
-            ("CustomTimeZone", f"got {name!r}, must be an IANA time zone name such as Asia/Tokyo")
-        )
-        return UTC
+        return ["must be an IANA time zone name such as Asia/Tokyo"]
+    return []
+
+
+# ---- evaluation --------------------------------------------------------------------------------
 
 
 class ObjectKeyFormat:
@@ -315,11 +321,12 @@ class ObjectKeyFormat:
         problems.extend(
             ("FileExtension", problem) for problem in file_extension_problems(extension)
         )
-        self._zone = _time_zone(time_zone, problems)
+        problems.extend(("CustomTimeZone", problem) for problem in time_zone_problems(time_zone))
         if not stream_name:
             problems.append(("DeliveryStreamName", "must not be empty"))
         if problems:
             raise KeyFormatError(problems)
+        self._zone: tzinfo = ZoneInfo(time_zone) if time_zone else UTC
         self._name_start = f"{stream_name}-{version}-"
         self._extension = extension
         self._prefix_parts = _parse_prefix(prefix).parts
@@ -352,7 +359,8 @@ class ObjectKeyFormat:
     def error_key(
         self, error_output_type: str, oldest_arrival_ms: int, object_id: str | None = None
     ) -> str:
-        """Key for an object of error records of one `error_output_type` (section 5)."""
+        """Key for an object of error records of one `error_output_type`, such as
+        `processing-failed`."""
         if not error_output_type:
             raise ValueError("error_output_type must not be empty")
         moment = self._moment(oldest_arrival_ms)

@@ -10,6 +10,7 @@ from pydantic import ValidationError as PydanticValidationError
 from pydantic_core import ErrorDetails
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from firehose.config import checked_endpoint_url
 from firehose.config_load import error_message
 
 ENV_PREFIX = "FIREHOSE_"
@@ -68,9 +69,7 @@ class Settings(BaseSettings):
     @field_validator("s3_endpoint_url")
     @classmethod
     def _check_endpoint(cls, value: str | None) -> str | None:
-        if value and not value.startswith(("http://", "https://", "file://")):
-            raise ValueError("must start with http://, https:// or file://")
-        return value or None
+        return checked_endpoint_url(value)
 
     @field_validator("log_level")
     @classmethod

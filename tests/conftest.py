@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.servers import S3Server, start_moto, start_seaweedfs, stop
+from firehose.testing.servers import S3Server, start_moto, start_seaweedfs, stop
 
 # s3_server param -> the session fixture that runs that server.
 _SERVER_FIXTURES = {"seaweedfs": "seaweedfs", "moto": "moto_s3"}

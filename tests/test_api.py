@@ -17,9 +17,9 @@ from aiohttp.test_utils import TestServer
 from firehose.api import FirehoseApi
 from firehose.errors import WalError
 from firehose.stream import DeliveryStream
+from firehose.testing.service_process import firehose_client
 from tests.factories import memory_stream
 from tests.memory_destination import MemoryDestination
-from tests.service_process import firehose_client
 
 
 @dataclass

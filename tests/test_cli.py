@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -15,6 +16,8 @@ import pytest
 from firehose.settings import Settings
 
 REPO = Path(__file__).resolve().parent.parent
+# The shipped example, by name: a user's own streams in configs/ must not change what tests see.
+EXAMPLE = REPO / "configs" / "local-events.yaml"
 
 
 def run(
@@ -38,15 +41,24 @@ def write(folder: Path, name: str, text: str) -> Path:
     return path
 
 
+@pytest.fixture
+def workdir(tmp_path: Path) -> Path:
+    """A working directory whose configs/ holds only the shipped example, as a fresh checkout."""
+    folder = tmp_path / "work"
+    (folder / "configs").mkdir(parents=True)
+    shutil.copy(EXAMPLE, folder / "configs" / EXAMPLE.name)
+    return folder
+
+
 def test_repository_configs_validate() -> None:
-    result = run("validate", "--config", str(REPO / "configs"))
+    result = run("validate", "--config", str(EXAMPLE))
     assert result.returncode == 0, result.stderr
     assert result.stdout.splitlines() == ["local-events: ok"]
     assert result.stderr == ""
 
 
-def test_default_config_folder_is_configs_in_the_working_directory() -> None:
-    result = run("validate")
+def test_default_config_folder_is_configs_in_the_working_directory(workdir: Path) -> None:
+    result = run("validate", cwd=workdir)
     assert result.returncode == 0, result.stderr
     assert "local-events: ok" in result.stdout
 
@@ -104,9 +116,7 @@ def test_config_from_the_environment(tmp_path: Path) -> None:
 
 def test_config_option_wins_over_the_environment(tmp_path: Path) -> None:
     write(tmp_path, "streams.yaml", "name: from-env\ns3: {bucket: b}\n")
-    result = run(
-        "validate", "--config", str(REPO / "configs"), env={"FIREHOSE_CONFIG": str(tmp_path)}
-    )
+    result = run("validate", "--config", str(EXAMPLE), env={"FIREHOSE_CONFIG": str(tmp_path)})
     assert result.stdout.splitlines() == ["local-events: ok"]
 
 
@@ -127,15 +137,17 @@ def test_config_option_wins_over_the_environment(tmp_path: Path) -> None:
         ),
     ],
 )
-def test_bad_setting_is_a_clear_message(variable: str, value: str, message: str) -> None:
-    result = run("validate", env={variable: value})
+def test_bad_setting_is_a_clear_message(
+    variable: str, value: str, message: str, workdir: Path
+) -> None:
+    result = run("validate", cwd=workdir, env={variable: value})
     assert result.returncode != 0
     assert result.stderr.splitlines() == [message]
     assert "Traceback" not in result.stderr
 
 
-def test_log_level_in_any_case() -> None:
-    result = run("validate", env={"FIREHOSE_LOG_LEVEL": "debug"})
+def test_log_level_in_any_case(workdir: Path) -> None:
+    result = run("validate", cwd=workdir, env={"FIREHOSE_LOG_LEVEL": "debug"})
     assert result.returncode == 0, result.stderr
 
 
@@ -153,18 +165,18 @@ def test_console_script_is_installed(tmp_path: Path) -> None:
     assert result.returncode == 1
     assert result.stderr.splitlines() == [
         f"{tmp_path / 's.yaml'}: s3.compression: got 'nope', "
-        "must be one of UNCOMPRESSED, GZIP, ZIP, Snappy, HADOOP_SNAPPY, ZSTD"
+        "must be one of uncompressed, gzip, zip, snappy, hadoop_snappy, zstd"
     ]
 
 
 def test_bad_command_line_option_is_named_as_an_option() -> None:
-    result = run("serve", "--port", "70000", "--config", str(REPO / "configs"))
+    result = run("serve", "--port", "70000", "--config", str(EXAMPLE))
     assert result.returncode == 2
     assert result.stderr.splitlines() == ["--port: got 70000, must be less than or equal to 65535"]
 
 
-def test_bad_endpoint_setting() -> None:
-    result = run("validate", env={"FIREHOSE_S3_ENDPOINT_URL": "localhost:9000"})
+def test_bad_endpoint_setting(workdir: Path) -> None:
+    result = run("validate", cwd=workdir, env={"FIREHOSE_S3_ENDPOINT_URL": "localhost:9000"})
     assert result.returncode == 2
     assert result.stderr.splitlines() == [
         "FIREHOSE_S3_ENDPOINT_URL: got 'localhost:9000', "

@@ -204,6 +204,26 @@ def test_friendly_compression_takes_any_letter_case(tmp_path: Path, written: str
     assert s3_of(load_one(path)).compression_format == "GZIP"
 
 
+def test_friendly_compression_lists_the_formats_in_snake_case(tmp_path: Path) -> None:
+    path = write(tmp_path, "s.yaml", "name: s\ns3: {bucket: b, compression: gz}\n")
+    assert str(only_problem(path)) == (
+        f"{path}: s3.compression: got 'gz', must be one of uncompressed, gzip, zip, snappy, "
+        "hadoop_snappy, zstd (did you mean gzip?)"
+    )
+
+
+def test_compression_format_by_its_field_name_takes_any_letter_case(tmp_path: Path) -> None:
+    path = write(tmp_path, "s.yaml", "name: s\ns3: {bucket: b, compression_format: Zstd}\n")
+    assert load_one(path).s3.compression_format == "ZSTD"
+
+
+def test_api_compression_format_lists_the_api_names(tmp_path: Path) -> None:
+    problem = only_problem(write_body(tmp_path, with_s3(CompressionFormat="gz")))
+    assert problem.allowed == (
+        "must be one of UNCOMPRESSED, GZIP, ZIP, Snappy, HADOOP_SNAPPY, ZSTD (did you mean GZIP?)"
+    )
+
+
 def test_api_compression_format_is_exact_as_in_the_api(tmp_path: Path) -> None:
     problem = only_problem(write_body(tmp_path, with_s3(CompressionFormat="gzip")))
     assert problem.field == "ExtendedS3DestinationConfiguration.CompressionFormat"
@@ -458,6 +478,28 @@ def test_unknown_friendly_key(tmp_path: Path) -> None:
     assert (
         str(only_problem(path)) == f"{path}: s3.prefx: is not a known field (did you mean prefix?)"
     )
+
+
+def test_snake_case_file_gets_a_snake_case_suggestion(tmp_path: Path) -> None:
+    path = write(tmp_path, "s.yaml", "name: s\nS3: {bucket: b}\n")
+    assert str(only_problem(path)) == f"{path}: S3: is not a known field (did you mean s3?)"
+
+
+@pytest.mark.parametrize(
+    ("typo", "suggestion"),
+    [("Prefix2", "prefix"), ("Compression", "compression"), ("bufering", "buffering")],
+)
+def test_snake_case_section_gets_snake_case_suggestions(
+    tmp_path: Path, typo: str, suggestion: str
+) -> None:
+    path = write(tmp_path, "s.yaml", f"name: s\ns3: {{bucket: b, {typo}: x}}\n")
+    assert only_problem(path).allowed == f"is not a known field (did you mean {suggestion}?)"
+
+
+def test_api_file_gets_api_suggestions_in_any_letter_case(tmp_path: Path) -> None:
+    problem = only_problem(write_body(tmp_path, with_s3(prefix="p/", compressionformat="GZIP")))
+    assert problem.field == "ExtendedS3DestinationConfiguration.compressionformat"
+    assert problem.allowed == "is not a known field (did you mean CompressionFormat?)"
 
 
 def test_both_destination_keys_is_a_problem(tmp_path: Path) -> None:
@@ -826,9 +868,9 @@ def test_duplicate_names_within_one_file(tmp_path: Path) -> None:
     )
 
 
-def test_repository_configs_load() -> None:
-    configs = Path(__file__).resolve().parent.parent / "configs"
-    assert [s.name for s in load_configs(configs)] == ["local-events"]
+def test_repository_example_loads() -> None:
+    example = Path(__file__).resolve().parent.parent / "configs" / "local-events.yaml"
+    assert [s.name for s in load_configs(example)] == ["local-events"]
 
 
 @pytest.mark.parametrize(

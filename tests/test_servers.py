@@ -7,7 +7,7 @@ import os
 import subprocess
 import sys
 
-from tests.servers import S3Server
+from firehose.testing.servers import S3Server
 
 MIB = 1024 * 1024
 
@@ -64,3 +64,15 @@ def test_multipart_upload_of_two_5_mib_parts(s3_server: S3Server, bucket: str) -
 
     assert s3_server.list_keys(bucket) == ["big.bin"]
     assert s3_server.get(bucket, "big.bin") == b"".join(parts)
+
+
+def test_the_service_never_imports_the_test_helpers() -> None:
+    """firehose.testing needs boto3 and the test servers, which `make run` does not install."""
+    code = (
+        "import sys, firehose.cli, firehose.service, destinations.s3\n"
+        "print(sorted(m for m in sys.modules if m.startswith(('firehose.testing', 'boto3'))))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
+    )
+    assert result.stdout.strip() == "[]"

@@ -1,7 +1,7 @@
-"""Real S3-compatible servers (SeaweedFS, moto) on 127.0.0.1 for integration tests.
+"""Real S3-compatible servers (SeaweedFS, moto) on 127.0.0.1 for tests and benchmarks.
 
 Each server runs as a subprocess on ports picked free at start, so parallel sessions and
-other engineers' servers never collide. Plain helpers: conftest.py turns them into fixtures.
+other engineers' servers never collide. Plain helpers: tests/conftest.py turns them into fixtures.
 """
 
 from __future__ import annotations

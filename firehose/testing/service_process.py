@@ -1,4 +1,4 @@
-"""Runs `firehose serve` as a real process, as a user would, for end-to-end tests."""
+"""Runs `firehose serve` as a real process, as a user would, for end-to-end tests and benchmarks."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ import boto3
 import yaml
 from botocore.config import Config
 
-from tests.servers import free_port
+from firehose.testing.servers import free_port
 
 
 @dataclass
