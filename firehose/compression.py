@@ -48,7 +48,7 @@ class UnknownCompressionFormat(KeyError):
     """A `CompressionFormat` value not in `CODECS`; `problem` says what is allowed instead."""
 
     def __init__(self, name: str) -> None:
-        self.problem = NotOneOf(name, CODECS)
+        self.problem = NotOneOf(name, list(CODECS))
         super().__init__(f"CompressionFormat: got {name!r}, {self.problem}")
 
     def __str__(self) -> str:

@@ -5,6 +5,7 @@ import io
 import struct
 import zipfile
 import zlib
+from collections.abc import Callable
 
 import cramjam
 import zstandard
@@ -62,7 +63,7 @@ def read_zstd(body: bytes) -> bytes:
     return data
 
 
-READERS = {
+READERS: dict[str, Callable[[bytes], bytes]] = {
     "UNCOMPRESSED": bytes,
     "GZIP": read_gzip,
     "ZIP": read_zip,

@@ -214,7 +214,7 @@ def test_friendly_compression_lists_the_formats_in_snake_case(tmp_path: Path) ->
 
 def test_compression_format_by_its_field_name_takes_any_letter_case(tmp_path: Path) -> None:
     path = write(tmp_path, "s.yaml", "name: s\ns3: {bucket: b, compression_format: Zstd}\n")
-    assert load_one(path).s3.compression_format == "ZSTD"
+    assert s3_of(load_one(path)).compression_format == "ZSTD"
 
 
 def test_api_compression_format_lists_the_api_names(tmp_path: Path) -> None:

@@ -12,8 +12,8 @@ from typing import Any
 
 import pytest
 
-from tests.servers import start_moto, stop
-from tests.service_process import ServiceProcess, s3_stream
+from firehose.testing.servers import start_moto, stop
+from firehose.testing.service_process import ServiceProcess, s3_stream
 from tests.test_service import wait_for
 
 

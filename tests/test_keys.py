@@ -21,10 +21,19 @@ UUID = r"[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}"
 RANDOM_STRING = r"[0-9a-f-]{11}"
 
 
-def epoch_ms(*fields: int, tz: timezone = UTC) -> int:
+def epoch_ms(
+    year: int,
+    month: int,
+    day: int,
+    hour: int = 0,
+    minute: int = 0,
+    second: int = 0,
+    *,
+    tz: timezone = UTC,
+) -> int:
     """Epoch milliseconds of a wall-clock time, the unit records arrive with."""
-    year, month, day, *rest = fields
-    return int(datetime(year, month, day, *rest, tzinfo=tz).timestamp() * 1000)
+    moment = datetime(year, month, day, hour, minute, second, tzinfo=tz)
+    return int(moment.timestamp() * 1000)
 
 
 # Firehose's documented examples: the oldest record arrived 2018-08-27 10:30 UTC.

@@ -10,7 +10,7 @@ import pytest
 from firehose.config import DeliveryStreamConfig
 from firehose.service import Service
 from firehose.settings import Settings
-from tests.servers import S3Server
+from firehose.testing.servers import S3Server
 
 STREAMS = 200
 

@@ -266,7 +266,8 @@ def test_s3_down_then_back_loses_nothing_and_duplicates_nothing(
 
     def health() -> dict[str, Any]:
         with urllib.request.urlopen(service.url + "/health") as answer:
-            return json.loads(answer.read())["streams"]["resilient"]
+            streams: dict[str, dict[str, Any]] = json.loads(answer.read())["streams"]
+            return streams["resilient"]
 
     wait_for(lambda: health()["last_error"], 30, "the stream to report S3 down")
     assert health()["undelivered_bytes"] == sum(map(len, sent))

@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 
 from firehose.service import raise_open_file_limit
-from tests.servers import free_port
-from tests.service_process import ServiceProcess, s3_stream
+from firehose.testing.servers import free_port
+from firehose.testing.service_process import ServiceProcess, s3_stream
 
 FILE_STREAM = "kept"
 
