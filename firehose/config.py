@@ -29,6 +29,7 @@ from pydantic.fields import FieldInfo
 
 from firehose.compression import CODECS, UnknownCompressionFormat, get_codec
 from firehose.keys import file_extension_problems, prefix_problems, time_zone_problems
+from firehose.processing_config import ProcessingConfiguration
 from firehose.retry import RetryPolicy
 
 BUCKET_ARN_PATTERN = re.compile(r"^arn:[^:]*:s3:::([\w.\-]{1,255})$", re.ASCII)
@@ -143,8 +144,9 @@ class DestinationSection(_Model):
     ]  # the CreateDeliveryStream member, e.g. ExtendedS3DestinationConfiguration
     kind: ClassVar[str]  # the Firehose metric name part: DeliveryTo<kind>.Records
 
-    if TYPE_CHECKING:  # each kind declares it, with its own ranges, where its API puts it
+    if TYPE_CHECKING:  # each kind declares them, with its own ranges, where its API puts them
         buffering_hints: BufferingHints
+        processing_configuration: ProcessingConfiguration | None
 
     def retry_policy(self) -> RetryPolicy:
         """Retry until taken: S3's contract. Kinds with `RetryOptions` give it a deadline."""
@@ -194,10 +196,10 @@ class ExtendedS3Destination(DestinationSection):
     cloud_watch_logging_options: dict[str, Any] | None = Field(
         None, validation_alias=_alias("CloudWatchLoggingOptions")
     )
-    # Accepted only while disabled: turning them on changes the output, which is not built yet.
-    processing_configuration: dict[str, Any] | None = Field(
-        None, validation_alias=_alias("ProcessingConfiguration")
+    processing_configuration: ProcessingConfiguration | None = Field(
+        None, validation_alias=_alias("ProcessingConfiguration", "processing")
     )
+    # Accepted only while disabled: turning them on changes the output, which is not built yet.
     data_format_conversion_configuration: dict[str, Any] | None = Field(
         None, validation_alias=_alias("DataFormatConversionConfiguration")
     )
@@ -287,7 +289,6 @@ class ExtendedS3Destination(DestinationSection):
         return checked_endpoint_url(value)
 
     @field_validator(
-        "processing_configuration",
         "data_format_conversion_configuration",
         "dynamic_partitioning_configuration",
     )
@@ -342,6 +343,8 @@ class ExtendedS3Destination(DestinationSection):
             extended["FileExtension"] = self.file_extension
         if self.custom_time_zone:
             extended["CustomTimeZone"] = self.custom_time_zone
+        if self.processing_configuration is not None:
+            extended["ProcessingConfiguration"] = self.processing_configuration.description()
         return {"S3DestinationDescription": plain, "ExtendedS3DestinationDescription": extended}
 
 

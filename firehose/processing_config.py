@@ -193,7 +193,7 @@ class ProcessorConfig(_Model):
                     problems.append(
                         f"{parameter.parameter_name}: got {parameter.parameter_value!r}, {exc}"
                     )
-        if self.type == "RecordDeAggregation":
+        if self.type == "RecordDeAggregation" and not problems:
             values = self.values()
             if values["SubRecordType"] == "DELIMITED" and values.get("Delimiter") is None:
                 problems.append("SubRecordType DELIMITED needs the parameter Delimiter")
@@ -221,12 +221,22 @@ def _wire_string(value: Any) -> Any:
 
 
 class ProcessingConfiguration(_Model):
-    """`{Enabled, Processors}`; a section without `Enabled` is on, as in AWS's model."""
+    """`{Enabled, Processors}`; a section without `Enabled` is on, as in AWS's model. Each
+    processor type may appear once; they run in Firehose's fixed order, not the listed one."""
 
     enabled: bool = Field(True, validation_alias=AliasChoices("Enabled", "enabled"))
     processors: tuple[ProcessorConfig, ...] = Field(
         (), validation_alias=AliasChoices("Processors", "processors")
     )
+
+    @field_validator("processors")
+    @classmethod
+    def _each_type_once(cls, value: tuple[ProcessorConfig, ...]) -> tuple[ProcessorConfig, ...]:
+        types = [processor.type for processor in value]
+        twice = sorted({kind for kind in types if types.count(kind) > 1})
+        if twice:
+            raise ValueError(f"each processor type may be given once: {', '.join(twice)} twice")
+        return value
 
     @property
     def active(self) -> tuple[ProcessorConfig, ...]:
@@ -235,3 +245,19 @@ class ProcessingConfiguration(_Model):
 
     def first(self, kind: str) -> ProcessorConfig | None:
         return next((p for p in self.active if p.type == kind), None)
+
+    def description(self) -> dict[str, Any]:
+        """The API's shape, as DescribeDeliveryStream shows it."""
+        return {
+            "Enabled": self.enabled,
+            "Processors": [
+                {
+                    "Type": processor.type,
+                    "Parameters": [
+                        {"ParameterName": p.parameter_name, "ParameterValue": p.parameter_value}
+                        for p in processor.parameters
+                    ],
+                }
+                for processor in self.processors
+            ],
+        }

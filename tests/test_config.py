@@ -119,7 +119,8 @@ def test_create_delivery_stream_body_loads_as_is(tmp_path: Path) -> None:
     assert s3.cloud_watch_logging_options is not None
     assert s3.cloud_watch_logging_options["Enabled"] is True
     assert s3.encryption_configuration == {"NoEncryptionConfig": "NoEncryption"}
-    assert s3.processing_configuration == {"Enabled": False, "Processors": []}
+    assert s3.processing_configuration is not None
+    assert s3.processing_configuration.description() == {"Enabled": False, "Processors": []}
     assert s3.s3_backup_mode == "Disabled"
     assert stream.tags == [{"Key": "team", "Value": "analytics"}, {"Key": "env", "Value": "prod"}]
 
@@ -513,7 +514,6 @@ def test_both_destination_keys_is_a_problem(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     "section",
     [
-        "ProcessingConfiguration",
         "DataFormatConversionConfiguration",
         "DynamicPartitioningConfiguration",
     ],
@@ -882,9 +882,9 @@ def test_repository_example_loads() -> None:
             "not supported by this version yet",
         ),
         (
-            {"ProcessingConfiguration": {"Processors": []}},
-            "ProcessingConfiguration",
-            "set Enabled to false",
+            {"ProcessingConfiguration": {"Processors": [{"Type": "Lambda"}]}},
+            "ProcessingConfiguration.Processors[0]",
+            "Lambda needs the parameter LambdaArn",
         ),
         ({"RoleARN": "not-an-arn"}, "RoleARN", "arn:aws:iam::"),
         ({"CustomTimeZone": "Etc/GMT+9"}, "CustomTimeZone", "letters, / and _"),

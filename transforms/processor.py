@@ -61,3 +61,19 @@ class Processor(Protocol):
     async def process(self, records: list[ProcessingRecord]) -> ProcessorOutput: ...
 
     async def close(self) -> None: ...
+
+
+@dataclass(frozen=True)
+class ProcessingContext:
+    """What processors of one stream may need besides their own parameters."""
+
+    stream_name: str
+    stream_arn: str
+    region: str
+    # How user transforms run: "process" (a pool of worker processes, the default), "thread"
+    # or "inline" (on the delivery task: only for cheap functions).
+    transform_mode: str = "process"
+    transform_workers: int = 2
+    transform_timeout_seconds: float = 300.0
+    # Set for a stream fed by a Kinesis data stream: the event then names it.
+    source_kinesis_stream_arn: str | None = None
