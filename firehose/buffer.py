@@ -8,7 +8,7 @@ record that waits in another partition's buffer.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
 from firehose.batch import Batch, BatchBuilder, PartitionKey, RecordRun
 
@@ -81,26 +81,8 @@ class PartitionBuffers:
         return not self._builders
 
 
-class LowWaterMark:
-    """The highest seq below which nothing is held: what the log may mark delivered.
-
-    `read_through` is the last seq taken out of the log and placed (in a buffer, or settled);
-    holders are the open buffers and the batches being delivered.
-    """
-
-    def __init__(self, read_through: int) -> None:
-        self.read_through = read_through
-        self._in_flight: dict[int, int] = {}  # id(batch) -> its lowest seq
-
-    def deliver_started(self, batch: Batch) -> None:
-        self._in_flight[id(batch)] = batch.first_seq
-
-    def deliver_ended(self, batch: Batch) -> None:
-        self._in_flight.pop(id(batch), None)
-
-    def safe_through(self, buffers: PartitionBuffers) -> int:
-        held = list(self._in_flight.values())
-        lowest_buffered = buffers.lowest_held_seq()
-        if lowest_buffered is not None:
-            held.append(lowest_buffered)
-        return min(held) - 1 if held else self.read_through
+def low_water_mark(read_through: int, held: Iterable[int | None]) -> int:
+    """The highest seq the log may mark delivered: just below the lowest seq still held (by a
+    buffer or a delivery in flight), or everything read when nothing is held."""
+    lowest = [seq for seq in held if seq is not None]
+    return min(lowest) - 1 if lowest else read_through

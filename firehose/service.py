@@ -20,10 +20,13 @@ from destinations import DestinationContext, build_destination
 from firehose.api import FirehoseApi, HttpLimits
 from firehose.config import DeliveryStreamConfig
 from firehose.config_load import load_configs
+from firehose.describe import stream_arn
 from firehose.errors import StartError
 from firehose.settings import Settings
 from firehose.source import Source
 from firehose.stream import DeliveryStream
+from transforms.processor import ProcessingContext
+from transforms.stage import build_stage
 
 log = logging.getLogger(__name__)
 # Beside data_dir/streams/; one process per data dir, checked before the port is opened.
@@ -52,15 +55,7 @@ class Service:
         )
         context = DestinationContext(settings, encoder=self.encoder)
         self.streams: dict[str, DeliveryStream] = {
-            config.name: DeliveryStream(
-                config,
-                build_destination(config, context),
-                data_dir=settings.data_dir,
-                max_undelivered_bytes=settings.max_undelivered_bytes,
-                segment_bytes=settings.wal_segment_mib * 1024 * 1024,
-                stall_seconds=settings.stall_seconds,
-            )
-            for config in configs
+            config.name: self._stream(config, context) for config in configs
         }
         # Started once every stream is open, stopped before any closes (see Source).
         self.sources: list[Source] = sources or []
@@ -68,6 +63,24 @@ class Service:
         self._lock_fd: int | None = None
         self._streams_opened = False
         self._sources_started: list[Source] = []
+
+    def _stream(self, config: DeliveryStreamConfig, context: DestinationContext) -> DeliveryStream:
+        """A stream with its destination, processing stage and error output, as configured."""
+        settings = self.settings
+        processing = ProcessingContext(
+            stream_name=config.name,
+            stream_arn=stream_arn(config.name, region=self.region, account_id=self.account_id),
+            region=self.region,
+        )
+        return DeliveryStream(
+            config,
+            build_destination(config, context),
+            data_dir=settings.data_dir,
+            max_undelivered_bytes=settings.max_undelivered_bytes,
+            segment_bytes=settings.wal_segment_mib * 1024 * 1024,
+            stall_seconds=settings.stall_seconds,
+            stage=build_stage(config.destination.processing_configuration, processing),
+        )
 
     async def start(self) -> None:
         """Claim the data dir and bind the port, then say "listening" and replay the logs.

@@ -2,7 +2,7 @@
 
 put → log append + group-committed fsync → acknowledge. A delivery task tails the log, runs the
 stage, routes records to partition buffers, flushes each on size, on interval (timer driven) or
-at shutdown, hands each batch to the destination (retrying by the destination's policy), then
+at shutdown, hands each batch to its output (retrying by the destination's policy), then
 advances the delivered watermark to the low-water mark of what is still held.
 """
 
@@ -10,30 +10,31 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import logging
-import random
 import time
+import uuid
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field, fields
-from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-from firehose.batch import Batch, run_from_frame
-from firehose.buffer import LowWaterMark, PartitionBuffers
-from firehose.config import DeliveryStreamConfig
-from firehose.destination import Destination, ErrorOutput, FailedRecord
+from firehose.batch import Batch, RecordRun, run_from_frame
+from firehose.buffer import low_water_mark
+from firehose.config import BufferingHints, DeliveryStreamConfig
+from firehose.delivery import STALL_SECONDS, DeliveryCounters, DeliveryState, Output
+from firehose.destination import Destination, ErrorOutput
 from firehose.errors import DeliveryError, NotAcceptingError, WalError
 from firehose.retry import RetryPolicy
 from firehose.stage import PassThrough, Stage
 from firehose.wal import RecoveryReport, WriteAheadLog
 
+__all__ = ["STALL_SECONDS", "DeliveryState", "DeliveryStream", "SourceBackup"]
+
 log = logging.getLogger(__name__)
 
 READ_BYTES = 16 * 1024 * 1024
-# An attempt that has not answered after this long, plus a quarter second per MiB it sends
-# (4 MiB/s is slow for any store), is shown as stalled on /health.
-STALL_SECONDS = 10.0
 
 
 def log_directory(data_dir: Path, stream_name: str) -> Path:
@@ -47,29 +48,13 @@ def now_ms() -> int:
     return time.time_ns() // 1_000_000
 
 
-class DeliveryState(StrEnum):
-    """What the delivery task is doing, as /health shows it."""
-
-    IDLE = "idle"  # nothing to deliver, or waiting for a buffer to fill
-    DELIVERING = "delivering"  # an attempt is under way
-    RETRYING = "retrying"  # the last attempt failed; waiting to try again
-    STALLED = "stalled"  # an attempt has gone unanswered far longer than it should
-    STOPPED = "stopped"  # not open, or closed
-
-
 @dataclass
-class StreamCounters:
+class StreamCounters(DeliveryCounters):
     """Totals since start, named after Firehose's CloudWatch metrics."""
 
     incoming_records: int = 0
     incoming_bytes: int = 0
     throttled_records: int = 0
-    delivered_records: int = 0
-    delivered_bytes: int = 0
-    delivered_objects: int = 0
-    delivery_failures: int = 0
-    failed_records: int = 0
-    last_error: str | None = None
     recovery: RecoveryReport = field(default_factory=RecoveryReport)
 
     def totals(self) -> dict[str, int | str | None]:
@@ -77,12 +62,12 @@ class StreamCounters:
         return {f.name: getattr(self, f.name) for f in fields(self) if f.name != "recovery"}
 
 
-@dataclass
-class _Attempt:
-    """The delivery attempt under way, for stall detection."""
+@dataclass(frozen=True)
+class SourceBackup:
+    """Source-record backup: every record as it came, before processing, to a second place."""
 
-    started: float
-    stall_after: float
+    destination: Destination
+    hints: BufferingHints
 
 
 class DeliveryStream:
@@ -98,6 +83,7 @@ class DeliveryStream:
         segment_bytes: int = 64 * 1024 * 1024,
         stage: Stage | None = None,
         error_output: ErrorOutput | None = None,
+        source_backup: SourceBackup | None = None,
         stall_seconds: float = STALL_SECONDS,
         retry_policy: RetryPolicy | None = None,
     ) -> None:
@@ -105,15 +91,32 @@ class DeliveryStream:
         self.name = config.name
         self.destination = destination
         self.stage: Stage = stage or PassThrough()
-        self.error_output = error_output
         self.wal = WriteAheadLog(log_directory(data_dir, config.name), segment_bytes=segment_bytes)
         self.max_undelivered_bytes = max_undelivered_bytes
         section = config.destination
-        self.size_bytes = section.buffering_hints.size_bytes
-        self.interval_ms = section.buffering_hints.interval_in_seconds * 1000
-        self.retry_policy = retry_policy or section.retry_policy()
-        self.stall_seconds = stall_seconds
         self.counters = StreamCounters()
+        self.main = Output(
+            config.name,
+            destination,
+            section.buffering_hints,
+            retry_policy or section.retry_policy(),
+            self.counters,
+            error_output,
+            stall_seconds,
+        )
+        self.backup: Output | None = None
+        if source_backup is not None:
+            # Retried until taken, like S3: a backup is never dropped for age.
+            self.backup = Output(
+                f"{config.name} (source backup)",
+                source_backup.destination,
+                source_backup.hints,
+                RetryPolicy(),
+                self.counters,
+                None,
+                stall_seconds,
+            )
+        self.outputs = [self.main] if self.backup is None else [self.main, self.backup]
         self.undelivered_bytes = 0
         self.accepting = False
         self._wakeup = asyncio.Event()
@@ -121,11 +124,10 @@ class DeliveryStream:
         self._closing = False
         self._give_up = False
         self._task: asyncio.Task[None] | None = None
-        self._buffers = PartitionBuffers(self.size_bytes, self.interval_ms)
-        self._watermark = LowWaterMark(0)
-        self._in_flight: dict[int, Batch] = {}
-        self._attempt: _Attempt | None = None
-        self._retrying = False
+        self._read_through = 0
+        # (last seq, bytes) of each read that the watermark has not passed yet: what the
+        # watermark frees, whatever processing made of the records.
+        self._read_sizes: deque[tuple[int, int]] = deque()
         self._unread_since_ms: int | None = None
         self._delivered_listeners: list[Callable[[int], None]] = []
 
@@ -144,7 +146,8 @@ class DeliveryStream:
                 report.records_pending,
                 report.bytes_pending,
             )
-        await self.destination.start()
+        for output in self.outputs:
+            await output.destination.start()
         self._task = asyncio.create_task(self._deliver_loop(), name=f"deliver-{self.name}")
         self.accepting = True
 
@@ -173,7 +176,8 @@ class DeliveryStream:
                 log.exception("stream %s: delivery failed during shutdown", self.name)
             delivered_all = self.wal.delivered_seq >= self.wal.next_seq - 1
         await self.stage.close()
-        await self.destination.close()
+        for output in self.outputs:
+            await output.destination.close()
         await self.wal.close()
         if not delivered_all:
             log.warning(
@@ -252,9 +256,6 @@ class DeliveryStream:
                 self._note_failure(exc)
             except Exception as exc:
                 self._note_failure(exc)
-            finally:
-                self._attempt = None
-                self._retrying = False
             log.info("stream %s: delivery restarts from the delivered watermark in %.0f s",
                      self.name, pause)  # fmt: skip
             await asyncio.sleep(pause)
@@ -267,170 +268,89 @@ class DeliveryStream:
 
     async def _deliver_from_log(self) -> None:
         reader = self.wal.reader()
-        self._buffers = PartitionBuffers(
-            self.size_bytes, self.interval_ms, object_id=self.wal.object_id
-        )
-        self._watermark = LowWaterMark(reader.after_seq)
-        self._in_flight.clear()
+        self.main.reset(self.wal.object_id)
+        if self.backup is not None:
+            self.backup.reset(self._backup_object_id)
+        self._read_through = reader.after_seq
+        self._read_sizes.clear()
         after_seq = reader.after_seq
         while True:
             self._wakeup.clear()
             # Reads of up to a whole buffer: a read's frames pin its buffer, so smaller reads
             # would not lower the peak much, and larger ones are fewer round trips.
             frames = await reader.read(READ_BYTES)
+            runs: list[RecordRun] = []
             for frame in frames:
                 run = run_from_frame(frame, after_seq)
-                if run is None:
-                    continue
-                after_seq = frame.last_seq
-                output = await self.stage.process([run])
-                if output.failed:
-                    await self._write_errors(output.failed, attempts=1)
-                for partition, routed in output.routed:
-                    full = self._buffers.add(routed, partition)
-                    while full:
-                        # Popped, not iterated: a loop variable would keep the delivered batch
-                        # alive, doubling memory while the next one fills.
-                        await self._deliver(full.pop(0))
-                self._watermark.read_through = after_seq
+                if run is not None:
+                    runs.append(run)
+                    after_seq = frame.last_seq
+                    self._read_sizes.append((after_seq, len(run.data)))
+            if runs:
+                await self._take(runs)
+                self._read_through = after_seq
             if frames:
                 continue  # read on until caught up before waiting
             self._unread_since_ms = None
-            due = self._buffers.due(now_ms(), everything=self._closing)
+            due = [
+                (output, batch)
+                for output in self.outputs
+                for batch in output.hold(output.buffers.due(now_ms(), everything=self._closing))
+            ]
             if due:
                 while due:
-                    await self._deliver(due.pop(0))
+                    await self._deliver(*due.pop(0))
                 continue
             advanced = await self._advance_watermark()
             if self._closing:
                 return
             await self._wait(retry_watermark=not advanced)
 
+    async def _take(self, runs: list[RecordRun]) -> None:
+        """Buffer what was read: as it came for the backup, processed for the destination."""
+        if self.backup is not None:
+            for run in runs:
+                full = self.backup.hold(self.backup.buffers.add(run))
+                while full:
+                    await self._deliver(self.backup, full.pop(0))
+        output = await self.stage.process(runs)
+        if output.failed:
+            await self.main.write_errors(output.failed, attempts=1, give_up=self._giving_up)
+        for partition, routed in output.routed:
+            full = self.main.hold(self.main.buffers.add(routed, partition))
+            while full:
+                # Popped, not iterated: a loop variable would keep the delivered batch
+                # alive, doubling memory while the next one fills.
+                await self._deliver(self.main, full.pop(0))
+
+    def _backup_object_id(self, first_seq: int) -> str:
+        """Backup objects get ids of their own, as fixed across retries as the main ones."""
+        digest = hashlib.sha256(f"backup/{self.wal.object_id(first_seq)}".encode()).digest()
+        return str(uuid.UUID(bytes=digest[:16], version=4))
+
     async def _wait(self, *, retry_watermark: bool) -> None:
         """Sleep until new records are committed or the oldest buffered record is due (or a
         second, to write a watermark that could not be written)."""
-        due_ms = self._buffers.next_due_ms()
-        timeout = None if due_ms is None else max(0.0, (due_ms - now_ms()) / 1000)
+        dues = [o.buffers.next_due_ms() for o in self.outputs]
+        known = [due for due in dues if due is not None]
+        timeout = max(0.0, (min(known) - now_ms()) / 1000) if known else None
         if retry_watermark:
             timeout = min(timeout or 1.0, 1.0)
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._wakeup.wait(), timeout)
 
-    async def _deliver(self, batch: Batch) -> None:
-        """Deliver `batch` by the retry policy; what is still failing at its deadline goes to
-        the error output. Then let the watermark pass it."""
-        self._watermark.deliver_started(batch)
-        self._in_flight[id(batch)] = batch
-        try:
-            await self._deliver_with_retries(batch)
-        finally:
-            self._watermark.deliver_ended(batch)
-            del self._in_flight[id(batch)]
-        self.undelivered_bytes -= batch.size_bytes
-        self._room.set()
+    def _giving_up(self, permanent: bool) -> bool:
+        # Nothing acknowledged is dropped for age: an output retries until shutdown gives up,
+        # and at shutdown it does not wait out its timeout on an error retrying cannot fix.
+        return self._give_up or (self._closing and permanent)
+
+    async def _deliver(self, output: Output, batch: Batch) -> None:
+        await output.deliver(batch, self._giving_up)
         await self._advance_watermark()
-
-    async def _deliver_with_retries(self, batch: Batch) -> None:
-        policy = self.retry_policy
-        first_attempt = time.monotonic()
-        pending = batch
-        attempt = 0
-        while True:
-            attempt += 1
-            failed, error = await self._attempt_delivery(pending)
-            if error is None and not failed:
-                self._retrying = False
-                return
-            reason = error or DeliveryError(
-                f"{len(failed)} of {pending.record_count} records refused: "
-                f"{failed[0].error_code}: {failed[0].error_message}",
-                code=failed[0].error_code,
-            )
-            self._note_attempt_failed(reason, attempt)
-            if self._give_up or (self._closing and not reason.retriable):
-                raise reason
-            deadline = policy.deadline_seconds
-            # Without an error output nothing may be dropped: retry on, as for S3.
-            window_over = deadline is not None and time.monotonic() - first_attempt >= deadline
-            if window_over and self.error_output is not None:
-                if error is not None:
-                    failed = self._all_failed(pending, error)
-                await self._write_errors(failed, attempts=attempt)
-                self._retrying = False
-                return
-            if failed:
-                pending = pending.subset([item.record for item in failed])
-            self._retrying = True
-            await asyncio.sleep(policy.backoff(attempt) + random.uniform(0, 0.5))
-
-    async def _attempt_delivery(
-        self, batch: Batch
-    ) -> tuple[list[FailedRecord], DeliveryError | None]:
-        stall_after = self.stall_seconds + batch.size_bytes / (4 * 1024 * 1024)
-        self._attempt = _Attempt(time.monotonic(), stall_after)
-        counters = self.destination.counters
-        try:
-            result = await self.destination.deliver(batch)
-        except DeliveryError as exc:
-            counters.failed_attempts += 1
-            return [], exc
-        finally:
-            self._attempt = None
-        counters.requests += 1
-        taken = batch.record_count - len(result.failed)
-        taken_bytes = batch.size_bytes - sum(len(item.record.data) for item in result.failed)
-        counters.records += taken
-        counters.bytes += taken_bytes
-        self.counters.delivered_records += taken
-        self.counters.delivered_bytes += taken_bytes
-        self.counters.delivered_objects += 1
-        if result.failed:
-            counters.failed_attempts += 1
-        return result.failed, None
-
-    @staticmethod
-    def _all_failed(batch: Batch, error: DeliveryError) -> list[FailedRecord]:
-        output_type = error.output_type or "delivery-failed"
-        return [
-            FailedRecord(record, output_type, error.code, str(error)) for record in batch.records()
-        ]
-
-    async def _write_errors(self, failed: list[FailedRecord], *, attempts: int) -> None:
-        """Store error records durably, retrying until it works: the log keeps them meanwhile."""
-        assert self.error_output is not None, "a stage or destination failed records: no output"
-        attempt = 0
-        while True:
-            attempt += 1
-            try:
-                await self.error_output.write(failed, attempts=attempts)
-                break
-            except DeliveryError as exc:
-                self._note_attempt_failed(exc, attempt, what="error output")
-                if self._give_up:
-                    raise
-                self._retrying = True
-                await asyncio.sleep(self.retry_policy.backoff(attempt) + random.uniform(0, 0.5))
-        self._retrying = False
-        self.counters.failed_records += len(failed)
-        self.destination.counters.failed_records += len(failed)
-
-    def _note_attempt_failed(self, error: DeliveryError, attempt: int, what: str = "") -> None:
-        self.counters.delivery_failures += 1
-        self.counters.last_error = str(error)
-        permanent = not error.retriable
-        log.log(
-            logging.ERROR if permanent else logging.WARNING,
-            "stream %s: delivery to %s failed (attempt %d)%s: %s",
-            self.name,
-            what or self.destination.kind,
-            attempt,
-            ", retrying although it looks permanent" if permanent else ", retrying",
-            error,
-        )
 
     async def _advance_watermark(self) -> bool:
         """Persist the low-water mark; False (logged, tried again soon) if it cannot be."""
-        safe = self._watermark.safe_through(self._buffers)
+        safe = low_water_mark(self._read_through, (o.lowest_held_seq() for o in self.outputs))
         if safe <= self.wal.delivered_seq:
             return True
         try:
@@ -439,6 +359,10 @@ class DeliveryStream:
             log.error("stream %s: %s (records may be delivered again after a restart)",
                       self.name, exc)  # fmt: skip
             return False
+        sizes = self._read_sizes
+        while sizes and sizes[0][0] <= safe:
+            self.undelivered_bytes -= sizes.popleft()[1]
+        self._room.set()
         for listener in self._delivered_listeners:
             listener(self.wal.delivered_seq)
         return True
@@ -452,23 +376,20 @@ class DeliveryStream:
 
     @property
     def delivery_state(self) -> DeliveryState:
+        """The worst state of the stream's outputs."""
         if not self.delivering:
             return DeliveryState.STOPPED
-        attempt = self._attempt
-        if attempt is not None:
-            if time.monotonic() - attempt.started > attempt.stall_after:
-                return DeliveryState.STALLED
-            return DeliveryState.DELIVERING
-        if self._retrying:
-            return DeliveryState.RETRYING
+        states = [output.state for output in self.outputs]
+        for worst in (DeliveryState.STALLED, DeliveryState.RETRYING, DeliveryState.DELIVERING):
+            if worst in states:
+                return worst
         return DeliveryState.IDLE
 
     def oldest_undelivered_ms(self) -> int | None:
         """Arrival time of the oldest record not yet delivered, or None when all are."""
         if self.undelivered_bytes <= 0:
             return None
-        candidates = [b.oldest_arrival_ms for b in self._in_flight.values()]
-        candidates.append(self._buffers.oldest_arrival_ms())
+        candidates = [output.oldest_arrival_ms() for output in self.outputs]
         candidates.append(self._unread_since_ms)
         known = [moment for moment in candidates if moment is not None]
         return min(known) if known else None
@@ -477,7 +398,7 @@ class DeliveryStream:
         """What /health shows of this stream."""
         oldest = self.oldest_undelivered_ms()
         report = self.counters.recovery
-        return {
+        health: dict[str, Any] = {
             "accepting": self.accepting and self.wal.failure is None,
             "delivery": self.delivery_state.value,
             "delivering": self.delivering,
@@ -486,7 +407,7 @@ class DeliveryStream:
             "oldest_undelivered_age_seconds": None
             if oldest is None
             else round(max(0, now_ms() - oldest) / 1000, 3),
-            "buffered_partitions": self._buffers.partitions,
+            "buffered_partitions": self.main.buffers.partitions,
             "log": {
                 "failure": self.wal.failure,
                 "records_lost_at_start": report.records_lost,
@@ -498,6 +419,10 @@ class DeliveryStream:
             **self.counters.totals(),
             **self.destination.counters.totals(),
         }
+        if self.backup is not None:
+            backup = self.backup.destination.counters.totals()
+            health.update({f"BackupToS3.{k.split('.', 1)[1]}": v for k, v in backup.items()})
+        return health
 
     @property
     def healthy(self) -> bool:

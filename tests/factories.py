@@ -9,7 +9,7 @@ from firehose.config import DeliveryStreamConfig
 from firehose.destination import ErrorOutput
 from firehose.retry import RetryPolicy
 from firehose.stage import Stage
-from firehose.stream import STALL_SECONDS, DeliveryStream
+from firehose.stream import STALL_SECONDS, DeliveryStream, SourceBackup
 from tests.memory_destination import MemoryDestination
 
 
@@ -37,6 +37,7 @@ def memory_stream(
     error_output: ErrorOutput | None = None,
     retry_policy: RetryPolicy | None = None,
     stall_seconds: float = STALL_SECONDS,
+    source_backup: SourceBackup | None = None,
     **config: Any,
 ) -> tuple[DeliveryStream, MemoryDestination]:
     destination = destination or MemoryDestination()
@@ -49,5 +50,6 @@ def memory_stream(
         error_output=error_output,
         retry_policy=retry_policy,
         stall_seconds=stall_seconds,
+        source_backup=source_backup,
     )
     return stream, destination

@@ -296,3 +296,55 @@ async def test_a_damaged_log_shows_on_health(tmp_path: Path) -> None:
     assert await again.close(timeout=5)
     delivered = sum(count for _, _, count in dest2.delivered)
     assert delivered == 90 - problems[0]["records_affected"]
+
+
+class Shout:
+    """A stage that upper-cases and doubles every record (sizes change), dropping 'drop'."""
+
+    async def process(self, runs: list[RecordRun]) -> StageOutput:
+        from transforms.processor import ProcessingRecord
+        from transforms.stage import _runs
+
+        out = [
+            ProcessingRecord(r.seq, r.arrival_ms, bytes(r.data).upper() * 2)
+            for run in runs
+            for r in run.records()
+            if not bytes(r.data).startswith(b"drop")
+        ]
+        return StageOutput(routed=_runs(out))
+
+    async def close(self) -> None:
+        return None
+
+
+async def test_source_backup_gets_records_as_they_came_and_the_watermark_waits_for_both(
+    tmp_path: Path,
+) -> None:
+    from firehose.config import BufferingHints
+    from firehose.stream import SourceBackup
+    from tests.memory_destination import MemoryDestination
+
+    backup = MemoryDestination()
+    backup.open.clear()  # the backup store is slow
+    hints = BufferingHints(size_in_mbs=1, interval_in_seconds=0)
+    stream, dest = memory_stream(
+        tmp_path,
+        interval=0,
+        stage=Shout(),
+        source_backup=SourceBackup(backup, hints),
+    )
+    await stream.open()
+    sent = [b"a\n", b"drop me\n", b"c\n"]
+    await stream.put(sent)
+    await dest.wait_for_records(2)
+    assert dest.data == b"A\nA\nC\nC\n"
+    await asyncio.sleep(0.2)
+    assert stream.wal.delivered_seq == 0  # the backup still holds every record
+    assert stream.undelivered_bytes == sum(map(len, sent))
+    backup.open.set()
+    await backup.wait_for_records(3)
+    assert backup.data == b"".join(sent)  # as they came, before processing
+    await wait_until(lambda: stream.wal.delivered_seq == 3)
+    assert stream.undelivered_bytes == 0  # freed by the watermark, not by processed sizes
+    assert stream.health()["BackupToS3.Records"] == 3
+    assert await stream.close(timeout=5)

@@ -1,0 +1,80 @@
+"""The processing stage: a stream's processors, run in Firehose's order on what the log holds."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from firehose.batch import PartitionKey, RecordRun
+from firehose.processing_config import ProcessingConfiguration
+from firehose.stage import StageOutput
+from transforms.processor import ProcessingContext, ProcessingRecord, Processor
+from transforms.registry import ORDER, PROCESSORS
+
+
+class ProcessingStage:
+    """Runs processors one after the other over the records of a read, then hands the records
+    that are left to the destination buffers as runs (one partition unless `partition` says)."""
+
+    def __init__(self, processors: Sequence[Processor]) -> None:
+        self.processors = list(processors)
+
+    async def process(self, runs: list[RecordRun]) -> StageOutput:
+        records = [
+            ProcessingRecord(record.seq, record.arrival_ms, record.data, record.sub_seq)
+            for run in runs
+            for record in run.records()
+        ]
+        output = StageOutput()
+        for processor in self.processors:
+            result = await processor.process(records)
+            records = result.records
+            output.failed.extend(result.failed)
+        output.routed = _runs(records)
+        return output
+
+    async def close(self) -> None:
+        for processor in self.processors:
+            await processor.close()
+
+
+def _runs(records: list[ProcessingRecord]) -> list[tuple[PartitionKey, RecordRun]]:
+    """Records as runs: consecutive records of one arrival time share one joined buffer."""
+    routed: list[tuple[PartitionKey, RecordRun]] = []
+    start = 0
+    while start < len(records):
+        stop = start + 1
+        arrival = records[start].arrival_ms
+        while stop < len(records) and records[stop].arrival_ms == arrival:
+            stop += 1
+        group = records[start:stop]
+        data = memoryview(b"".join(record.data for record in group))
+        routed.append(
+            (
+                None,
+                RecordRun(
+                    group[0].seq,
+                    arrival,
+                    [len(record.data) for record in group],
+                    data,
+                    [record.seq for record in group],
+                    [record.sub_seq for record in group],
+                ),
+            )
+        )
+        start = stop
+    return routed
+
+
+def build_stage(
+    processing: ProcessingConfiguration | None, context: ProcessingContext
+) -> ProcessingStage | None:
+    """The stage a destination's ProcessingConfiguration asks for; None when it asks for none."""
+    if processing is None or not processing.active:
+        return None
+    by_type = {config.type: config for config in processing.active}
+    missing = [kind for kind in by_type if kind not in PROCESSORS]
+    if missing:
+        raise ValueError(f"processor types not available: {', '.join(missing)}")
+    return ProcessingStage(
+        [PROCESSORS[kind](by_type[kind], context) for kind in ORDER if kind in by_type]
+    )
