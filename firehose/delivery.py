@@ -142,6 +142,10 @@ class Output:
         while True:
             attempt += 1
             failed, error = await self._attempt_delivery(pending)
+            permanent = [item for item in failed if not item.retriable]
+            if permanent and self.error_output is not None:
+                await self.write_errors(permanent, attempts=attempt, give_up=give_up)
+                failed = [item for item in failed if item.retriable]
             if error is None and not failed:
                 return
             reason = error or DeliveryError(

@@ -15,7 +15,9 @@ class FailedRecord:
 
     `output_type` is the `!{firehose:error-output-type}` it is filed under
     (`http-endpoint-failed`, `processing-failed`, …); `details` holds the keys that type adds
-    (`lambdaArn`, `esDocumentId`, …).
+    (`lambdaArn`, `esDocumentId`, …). A record refused for what it is (`retriable` False: it
+    does not fit the schema, a document the cluster rejects as malformed) goes to the error
+    output at once instead of being sent again.
     """
 
     record: Record
@@ -23,6 +25,7 @@ class FailedRecord:
     error_code: str
     error_message: str
     details: Mapping[str, Any] = field(default_factory=dict)
+    retriable: bool = True
 
 
 @dataclass

@@ -348,3 +348,29 @@ async def test_source_backup_gets_records_as_they_came_and_the_watermark_waits_f
     assert stream.undelivered_bytes == 0  # freed by the watermark, not by processed sizes
     assert stream.health()["BackupToS3.Records"] == 3
     assert await stream.close(timeout=5)
+
+
+async def test_records_refused_for_what_they_are_go_to_the_error_output_at_once(
+    tmp_path: Path,
+) -> None:
+    from dataclasses import replace
+
+    from firehose.destination import DeliveryResult
+
+    errors = MemoryErrorOutput()
+    stream, dest = memory_stream(tmp_path, interval=0, error_output=errors)
+    original = dest.deliver
+
+    async def deliver(batch):  # type: ignore[no-untyped-def]
+        result = await original(batch)
+        return DeliveryResult([replace(f, retriable=False) for f in result.failed])
+
+    dest.deliver = deliver  # type: ignore[method-assign]
+    dest.refuse = lambda record: record.seq == 2
+    await stream.open()
+    await stream.put(records(3))
+    await wait_until(lambda: len(errors.written) == 1)
+    assert len(dest.attempts) == 1  # not sent again
+    assert [(f.record.seq, attempts) for f, attempts in errors.written] == [(2, 1)]
+    await wait_until(lambda: stream.wal.delivered_seq == 3)
+    assert await stream.close(timeout=5)
