@@ -1,27 +1,22 @@
 """The Firehose JSON 1.1 API on aiohttp: `POST /` dispatched on `X-Amz-Target`, and `/health`.
 
-Only this module turns our exceptions into Firehose's wire shape `{"__type", "message"}`, and
-it bounds what a client can hold: idle and slow connections time out, and request bodies held in
-memory at once have a cap.
+Only this module (and `http_server` for broken HTTP) turns our exceptions into Firehose's wire
+shape `{"__type", "message"}`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import binascii
-import contextlib
 import logging
 import os
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, Protocol
 
 import orjson
 import pybase64
 from aiohttp import web
-from aiohttp.http_exceptions import BadHttpMethod
-from aiohttp.web_protocol import RequestHandler
 
 from firehose.config import STREAM_NAME_CHARACTERS
 from firehose.describe import describe
@@ -37,22 +32,26 @@ from firehose.errors import (
     ValidationError,
     WalError,
 )
+from firehose.http_server import (
+    CONTENT_TYPE,
+    MAX_BODY_BYTES,
+    BodyMemory,
+    HttpLimits,
+    Runner,
+    answer_and_close,
+    body_reservation,
+    error_response,
+    first_line,
+)
 from firehose.stream import DeliveryStream
 
 log = logging.getLogger(__name__)
 b64decode = pybase64.b64decode
 
 TARGET_PREFIX = "Firehose_20150804."
-CONTENT_TYPE = "application/x-amz-json-1.1"
 MAX_RECORD_BYTES = 1_024_000
 MAX_BATCH_RECORDS = 500
 MAX_BATCH_BYTES = 4 * 1024 * 1024
-MAX_BODY_BYTES = 8 * 1024 * 1024
-MIB = 1024 * 1024
-# How long a request waits for room under the body-memory cap before it is answered 503.
-MEMORY_WAIT_SECONDS = 1.0
-# On shutdown, how long aiohttp lets a request still in flight finish: puts are refused by then.
-RUNNER_SHUTDOWN_SECONDS = 1.0
 THROTTLED_ENTRY = '{"ErrorCode":"ServiceUnavailableException","ErrorMessage":"Slow down."}'
 STREAM_TYPES = ("DirectPut", "KinesisStreamAsSource", "MSKAsSource", "DatabaseAsSource")
 # Operations of the Firehose API that this version does not serve yet.
@@ -87,200 +86,12 @@ class Streams(Protocol):
 Handler = Callable[["FirehoseApi", dict[str, Any]], Awaitable[dict[str, Any] | bytes]]
 
 
-@dataclass(frozen=True)
-class HttpLimits:
-    """What one client may hold of the server: time on a connection, bytes of body in memory."""
-
-    keepalive_timeout: float = 75.0
-    header_timeout: float = 10.0
-    body_timeout: float = 60.0
-    max_request_memory: int = 256 * MIB
-
-
-class BodyMemory:
-    """Request-body bytes held at once, reserved by Content-Length before the body is read.
-
-    Past the cap a request waits up to `wait` seconds for room, then is answered 503: a flood of
-    large or stalled bodies must not grow the process without bound.
-    """
-
-    def __init__(self, capacity: int, wait: float = MEMORY_WAIT_SECONDS) -> None:
-        self.capacity = capacity
-        self.wait = wait
-        self.held = 0
-        self._freed = asyncio.Condition()
-
-    @contextlib.asynccontextmanager
-    async def hold(self, size: int) -> AsyncIterator[None]:
-        # A body larger than the whole cap could never fit: it may run alone instead.
-        size = min(size, self.capacity)
-        if self.held + size > self.capacity:
-            await self._wait_for_room(size)
-        self.held += size
-        try:
-            yield
-        finally:
-            self.held -= size
-            async with self._freed:
-                self._freed.notify_all()
-
-    async def _wait_for_room(self, size: int) -> None:
-        try:
-            async with asyncio.timeout(self.wait), self._freed:
-                await self._freed.wait_for(lambda: self.held + size <= self.capacity)
-        except TimeoutError:
-            raise ServiceUnavailableError(
-                "Too many request bytes in flight; retry shortly."
-            ) from None
-
-
-def _body_reservation(request: web.Request) -> int:
-    """Bytes to reserve for a body: its Content-Length, or the most it may decode to."""
-    length = request.content_length
-    if length is None or request.headers.get("Content-Encoding", "identity") != "identity":
-        return MAX_BODY_BYTES
-    return length
-
-
 def _too_large(operation: str) -> InvalidArgumentError:
     return InvalidArgumentError(
         "Records size exceeds 4 MB limit"
         if operation == "PutRecordBatch"
         else f"Request body exceeds {MAX_BODY_BYTES} bytes"
     )
-
-
-def _first_line(text: str) -> str:
-    return text.strip().splitlines()[0] if text.strip() else text
-
-
-def _error_response(exc: FirehoseError, request_id: str, status: int | None = None) -> web.Response:
-    return web.Response(
-        status=status or exc.status,
-        body=orjson.dumps({"__type": exc.code, "message": exc.message}),
-        content_type=CONTENT_TYPE,
-        headers={"x-amzn-RequestId": request_id, "x-amzn-ErrorType": exc.code},
-    )
-
-
-async def _answer_and_close(request: web.Request, response: web.Response) -> web.Response:
-    """Send `response`, then end the connection without reading the rest of the body: aiohttp
-    would otherwise linger on it, which a stalled client never sends and a broken one raises."""
-    response.force_close()
-    await response.prepare(request)
-    await response.write_eof()
-    request.protocol.force_close()
-    return response
-
-
-class _Connection(RequestHandler):
-    """aiohttp's connection handler, plus a deadline for request headers and Firehose-shaped
-    answers to malformed HTTP (aiohttp has no hook for either short of subclassing)."""
-
-    def __init__(self, manager: web.Server, *, header_timeout: float, **kwargs: Any) -> None:
-        super().__init__(manager, **kwargs)
-        self._header_timeout = header_timeout
-        self._header_deadline: asyncio.TimerHandle | None = None
-        self._heads_before_deadline = 0
-
-    def data_received(self, data: bytes) -> None:
-        # The deadline runs from the first byte of a request head until the head is parsed;
-        # keepalive_timeout covers a connection that sends nothing at all.
-        idle = not self._request_in_progress and not self._messages
-        heads = self._request_count
-        super().data_received(data)
-        if self._request_count > heads:
-            self._cancel_header_deadline()
-        elif idle and self._header_deadline is None and not self._force_close:
-            self._heads_before_deadline = heads
-            self._header_deadline = self._loop.call_later(self._header_timeout, self._headers_late)
-
-    def _headers_late(self) -> None:
-        self._header_deadline = None
-        if self._request_count == self._heads_before_deadline and not self._request_in_progress:
-            log.debug(
-                "closing a connection: request headers incomplete after %gs", self._header_timeout
-            )
-            self.force_close()
-
-    def _cancel_header_deadline(self) -> None:
-        if self._header_deadline is not None:
-            self._header_deadline.cancel()
-            self._header_deadline = None
-
-    def connection_lost(self, exc: BaseException | None) -> None:
-        self._cancel_header_deadline()
-        super().connection_lost(exc)
-
-    def handle_error(
-        self,
-        request: Any,
-        status: int = 500,
-        exc: BaseException | None = None,
-        message: str | None = None,
-    ) -> web.StreamResponse:
-        """Malformed HTTP (and bugs) answered in Firehose's shape, logged in one line."""
-        error: FirehoseError
-        if status >= 500:
-            log.error("unhandled error answering %s", request.remote, exc_info=exc)
-            error = FirehoseError("We encountered an internal error.")
-        else:
-            # A bad method on a fresh connection is mostly scanners or TLS on a plain port.
-            noise = self._request_count == 1 and isinstance(exc, BadHttpMethod)
-            reason = _first_line(message or str(exc))
-            log.log(
-                logging.DEBUG if noise else logging.WARNING,
-                "bad HTTP request from %s: %s",
-                request.remote,
-                reason,
-            )
-            error = SerializationError(f"Malformed HTTP request: {reason}")
-        if request.writer.output_size > 0:
-            raise ConnectionError("an answer was already under way; closing the connection")
-        response = _error_response(error, str(uuid.uuid4()), status)
-        response.force_close()
-        return response
-
-
-class _Server(web.Server):
-    """aiohttp's server, making connections of our `_Connection` kind."""
-
-    def __init__(
-        self,
-        handler: Any,
-        *,
-        request_factory: Any,
-        loop: asyncio.AbstractEventLoop,
-        header_timeout: float,
-        **kwargs: Any,
-    ) -> None:
-        super().__init__(handler, request_factory=request_factory, loop=loop, **kwargs)
-        self._header_timeout = header_timeout
-        self._connection_args = kwargs
-
-    def __call__(self) -> RequestHandler:
-        return _Connection(
-            self, loop=self._loop, header_timeout=self._header_timeout, **self._connection_args
-        )
-
-
-class _Runner(web.AppRunner):
-    """An AppRunner whose server is a `_Server`: the app's startup hooks and routing as usual."""
-
-    def __init__(self, app: web.Application, *, header_timeout: float, **kwargs: Any) -> None:
-        super().__init__(app, shutdown_timeout=RUNNER_SHUTDOWN_SECONDS, **kwargs)
-        self._header_timeout = header_timeout
-        self._connection_kwargs = kwargs
-
-    async def _make_server(self) -> web.Server:
-        plain = await super()._make_server()
-        return _Server(
-            plain.request_handler,
-            request_factory=plain.request_factory,
-            loop=asyncio.get_running_loop(),
-            header_timeout=self._header_timeout,
-            **self._connection_kwargs,
-        )
 
 
 def _violation(value: Any, path: str, rule: str) -> str:
@@ -393,7 +204,7 @@ class FirehoseApi:
 
     def runner(self) -> web.AppRunner:
         """The app with every connection limit applied; give it to a `web.TCPSite`."""
-        return _Runner(
+        return Runner(
             self.app(),
             header_timeout=self.limits.header_timeout,
             access_log=None,
@@ -422,7 +233,7 @@ class FirehoseApi:
             handler = self._handler(operation, target)
             if (request.content_length or 0) > MAX_BODY_BYTES:
                 raise _too_large(operation)
-            async with self.body_memory.hold(_body_reservation(request)):
+            async with self.body_memory.hold(body_reservation(request)):
                 body = await self._read_json(request, operation)
                 result = await handler(self, body)
         except ConnectionError:
@@ -432,7 +243,7 @@ class FirehoseApi:
             if exc.status >= 500:
                 log.warning("%s: %s: %s", operation or target, exc.code, exc.message)
             if isinstance(exc, RequestTimeoutError) or request.content.exception() is not None:
-                return await _answer_and_close(request, self._error(exc, request_id))
+                return await answer_and_close(request, self._error(exc, request_id))
             return self._error(exc, request_id)
         except Exception:
             log.exception("%s failed", operation)
@@ -468,7 +279,7 @@ class FirehoseApi:
             ) from None
         except web.RequestPayloadError as exc:
             # A Content-Encoding that does not decode, or a body cut short.
-            reason = _first_line(str(getattr(exc.__cause__, "message", "") or exc))
+            reason = first_line(str(getattr(exc.__cause__, "message", "") or exc))
             raise SerializationError(f"The request body cannot be read: {reason}") from None
         try:
             body = orjson.loads(raw) if raw else {}
@@ -480,7 +291,7 @@ class FirehoseApi:
 
     @staticmethod
     def _error(exc: FirehoseError, request_id: str) -> web.Response:
-        return _error_response(exc, request_id)
+        return error_response(exc, request_id)
 
     def _stream(self, name: str) -> DeliveryStream:
         stream = self.service.streams.get(name)

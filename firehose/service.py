@@ -17,11 +17,12 @@ from concurrent.futures import ThreadPoolExecutor
 from aiohttp import web
 
 from destinations import DestinationContext, build_destination
-from firehose.api import FirehoseApi, HttpLimits
+from firehose.api import FirehoseApi
 from firehose.config import DeliveryStreamConfig
 from firehose.config_load import load_configs
 from firehose.describe import stream_arn
 from firehose.errors import StartError
+from firehose.http_server import HttpLimits
 from firehose.settings import Settings
 from firehose.source import Source
 from firehose.stream import DeliveryStream

@@ -15,7 +15,8 @@ import orjson
 import pytest
 from aiohttp import web
 
-from firehose.api import MIB, FirehoseApi, HttpLimits
+from firehose.api import FirehoseApi
+from firehose.http_server import MIB, HttpLimits
 from tests.factories import memory_stream
 from tests.memory_destination import MemoryDestination
 from tests.test_api import FakeService
