@@ -226,16 +226,30 @@ def finish_profiler(profiler: subprocess.Popen[bytes] | None) -> None:
 
 
 def run_service(
-    args: argparse.Namespace, server: S3Server, s3_pid: int, workdir: Path, pool: list[Body]
+    args: argparse.Namespace,
+    server: S3Server,
+    s3_pid: int,
+    workdir: Path,
+    pool: list[Body],
+    *,
+    bucket: str = SERVICE_BUCKET,
+    destination: dict[str, Any] | None = None,
+    env: dict[str, str] | None = None,
 ) -> ServiceFigures:
-    server.create_bucket(SERVICE_BUCKET)
+    """Run the service under load; `destination` adds to its S3 destination's config."""
+    server.create_bucket(bucket)
     stream = s3_stream(
         STREAM,
-        SERVICE_BUCKET,
+        bucket,
         CompressionFormat="GZIP",
         BufferingHints={"SizeInMBs": args.buffer_mib, "IntervalInSeconds": 60},
+        **(destination or {}),
     )
-    env = {**server.env(), "FIREHOSE_SHUTDOWN_TIMEOUT_SECONDS": str(SHUTDOWN_TIMEOUT_S)}
+    env = {
+        **server.env(),
+        "FIREHOSE_SHUTDOWN_TIMEOUT_SECONDS": str(SHUTDOWN_TIMEOUT_S),
+        **(env or {}),
+    }
     service = ServiceProcess(workdir, [stream], env=env)
     profiler = None
     try:
@@ -271,7 +285,7 @@ def run_service(
         flush_s=flush_s,
         exit_code=code,
         s3_cpu_s=s3_cpu,
-        landed=count_landed(server, SERVICE_BUCKET),
+        landed=count_landed(server, bucket),
     )
 
 
