@@ -1,7 +1,8 @@
 """Destinations: one module each behind `firehose.destination.Destination`, and their registry.
 
 The registry maps a destination config section (its model class) to the function that builds
-its runtime part; the stream never names a kind.
+its runtime part; the stream never names a kind. Beside it: the error output and the
+source-record backup, which every kind writes to an S3 location of its config.
 """
 
 from __future__ import annotations
@@ -10,9 +11,15 @@ from collections.abc import Callable
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
 
-from destinations.objectstore import SharedObjectStores
+from destinations.error_output import S3ErrorOutput
+from destinations.objectstore import ObjectStore, SharedObjectStores
 from destinations.s3 import S3Destination
-from firehose.config import DeliveryStreamConfig, DestinationSection, ExtendedS3Destination
+from firehose.config import (
+    DeliveryStreamConfig,
+    DestinationSection,
+    ExtendedS3Destination,
+    S3Configuration,
+)
 from firehose.destination import Destination
 from firehose.settings import Settings
 
@@ -25,6 +32,12 @@ class DestinationContext:
     encoder: Executor | None = None
     stores: SharedObjectStores = field(default_factory=SharedObjectStores)
 
+    def store(self, *endpoint_urls: str | None) -> ObjectStore:
+        """A handle on the shared store for the first endpoint given; the service-wide
+        `s3_endpoint_url` overrides them all."""
+        given = (url for url in (self.settings.s3_endpoint_url, *endpoint_urls) if url)
+        return self.stores.get(next(given, None), region=self.settings.region)
+
 
 Builder = Callable[[DeliveryStreamConfig, DestinationContext], Destination]
 
@@ -32,9 +45,9 @@ Builder = Callable[[DeliveryStreamConfig, DestinationContext], Destination]
 def _s3(config: DeliveryStreamConfig, context: DestinationContext) -> Destination:
     section = config.destination
     assert isinstance(section, ExtendedS3Destination)
-    endpoint = context.settings.s3_endpoint_url or section.endpoint_url
-    store = context.stores.get(endpoint, region=context.settings.region)
-    return S3Destination(config.name, section, store, encoder=context.encoder)
+    return S3Destination(
+        config.name, section, context.store(section.endpoint_url), encoder=context.encoder
+    )
 
 
 REGISTRY: dict[type[DestinationSection], Builder] = {
@@ -42,6 +55,45 @@ REGISTRY: dict[type[DestinationSection], Builder] = {
 }
 
 
+def _own_bucket(section: DestinationSection) -> S3Configuration:
+    assert isinstance(section, ExtendedS3Destination)
+    return section
+
+
+# Where each kind files the records it gives up on: the S3 destination in its own bucket (under
+# ErrorOutputPrefix); the other kinds will name their backup `S3Configuration` here.
+ERROR_LOCATIONS: dict[type[DestinationSection], Callable[[DestinationSection], S3Configuration]] = {
+    ExtendedS3Destination: _own_bucket,
+}
+
+
 def build_destination(config: DeliveryStreamConfig, context: DestinationContext) -> Destination:
     """The destination a stream's config names."""
     return REGISTRY[type(config.destination)](config, context)
+
+
+def build_error_output(config: DeliveryStreamConfig, context: DestinationContext) -> S3ErrorOutput:
+    """The error output of a stream: error records of every stage and of its destination.
+
+    Close it with the stream (`await error_output.close()`): it holds a shared store handle.
+    """
+    location = ERROR_LOCATIONS[type(config.destination)](config.destination)
+    return S3ErrorOutput(
+        config.name, location, context.store(location.endpoint_url), encoder=context.encoder
+    )
+
+
+def build_source_backup(
+    config: DeliveryStreamConfig, context: DestinationContext
+) -> Destination | None:
+    """Where a stream backs up its source records (S3BackupMode Enabled), else None.
+
+    Its buffering hints are `backup.buffering_hints`; without an EndpointURL of its own it
+    writes to the destination's store.
+    """
+    section = config.destination
+    if not isinstance(section, ExtendedS3Destination) or section.backup is None:
+        return None
+    backup = section.backup
+    store = context.store(backup.endpoint_url, section.endpoint_url)
+    return S3Destination(config.name, backup, store, encoder=context.encoder)

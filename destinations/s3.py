@@ -8,7 +8,7 @@ from concurrent.futures import Executor
 from destinations.objectstore import ObjectStore
 from firehose.batch import Batch
 from firehose.compression import get_codec
-from firehose.config import ExtendedS3Destination
+from firehose.config import S3Configuration
 from firehose.destination import DELIVERED, DeliveryResult, DestinationCounters
 from firehose.errors import DeliveryError
 from firehose.keys import KeyTooLongError, ObjectKeyFormat
@@ -22,7 +22,7 @@ class S3Destination:
     def __init__(
         self,
         stream_name: str,
-        config: ExtendedS3Destination,
+        config: S3Configuration,
         store: ObjectStore,
         *,
         encoder: Executor | None = None,
@@ -37,7 +37,7 @@ class S3Destination:
             prefix=config.prefix,
             error_output_prefix=config.error_output_prefix,
             extension=config.extension,
-            time_zone=config.custom_time_zone,
+            time_zone=config.key_time_zone,
         )
         self._encoder = encoder
         self.target = f"s3://{config.bucket} at {store.description}"

@@ -157,11 +157,13 @@ class DestinationSection(_Model):
         raise NotImplementedError
 
 
-class ExtendedS3Destination(DestinationSection):
-    """`ExtendedS3DestinationConfiguration`: the fields this service acts on, the rest accepted."""
+class S3Configuration(_Model):
+    """The plain S3 destination shape (`S3DestinationConfiguration`): a bucket, its prefixes,
+    buffering and compression.
 
-    section = "ExtendedS3DestinationConfiguration"
-    kind = "S3"
+    The extended S3 destination builds on it; on its own it is the extended destination's
+    `S3BackupConfiguration` (and, for the other kinds, their `S3Configuration` backup bucket).
+    """
 
     bucket_arn: str = Field(validation_alias=_alias("BucketARN", "bucket_arn"))
     prefix: str = Field("", validation_alias=_alias("Prefix", "prefix"))
@@ -177,12 +179,6 @@ class ExtendedS3Destination(DestinationSection):
     compression_format: str = Field(
         "UNCOMPRESSED", validation_alias=_alias("CompressionFormat", "compression")
     )
-    file_extension: str | None = Field(
-        None, validation_alias=_alias("FileExtension", "file_extension")
-    )
-    custom_time_zone: str | None = Field(
-        None, validation_alias=_alias("CustomTimeZone", "time_zone")
-    )
     endpoint_url: str | None = Field(
         None,
         validation_alias=_alias("EndpointURL", "endpoint_url"),
@@ -195,22 +191,6 @@ class ExtendedS3Destination(DestinationSection):
     )
     cloud_watch_logging_options: dict[str, Any] | None = Field(
         None, validation_alias=_alias("CloudWatchLoggingOptions")
-    )
-    processing_configuration: ProcessingConfiguration | None = Field(
-        None, validation_alias=_alias("ProcessingConfiguration", "processing")
-    )
-    # Accepted only while disabled: turning them on changes the output, which is not built yet.
-    data_format_conversion_configuration: dict[str, Any] | None = Field(
-        None, validation_alias=_alias("DataFormatConversionConfiguration")
-    )
-    dynamic_partitioning_configuration: dict[str, Any] | None = Field(
-        None, validation_alias=_alias("DynamicPartitioningConfiguration")
-    )
-    s3_backup_mode: Literal["Disabled"] = Field(
-        "Disabled", validation_alias=_alias("S3BackupMode", "backup_mode")
-    )
-    s3_backup_configuration: dict[str, Any] | None = Field(
-        None, validation_alias=_alias("S3BackupConfiguration")
     )
 
     @model_validator(mode="before")
@@ -260,22 +240,6 @@ class ExtendedS3Destination(DestinationSection):
             raise exc.problem from None
         return value
 
-    @field_validator("file_extension")
-    @classmethod
-    def _check_extension(cls, value: str | None) -> str | None:
-        problems = file_extension_problems(value)
-        if problems:
-            raise ValueError("; ".join(problems))
-        return value or None
-
-    @field_validator("custom_time_zone")
-    @classmethod
-    def _check_time_zone(cls, value: str | None) -> str | None:
-        problems = time_zone_problems(value)
-        if problems:
-            raise ValueError("; ".join(problems))
-        return value or None
-
     @field_validator("role_arn")
     @classmethod
     def _check_role_arn(cls, value: str | None) -> str | None:
@@ -288,25 +252,6 @@ class ExtendedS3Destination(DestinationSection):
     def _check_endpoint(cls, value: str | None) -> str | None:
         return checked_endpoint_url(value)
 
-    @field_validator(
-        "data_format_conversion_configuration",
-        "dynamic_partitioning_configuration",
-    )
-    @classmethod
-    def _not_enabled_yet(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
-        if value is not None and not _explicitly_disabled(value):
-            raise ValueError(
-                "is not supported by this version yet: remove it or set Enabled to false"
-            )
-        return value
-
-    @field_validator("s3_backup_mode", mode="before")
-    @classmethod
-    def _backup_disabled(cls, value: Any) -> Any:
-        if value != "Disabled":
-            raise ValueError("must be Disabled: S3BackupMode Enabled is not supported yet")
-        return value
-
     @property
     def bucket(self) -> str:
         match = BUCKET_ARN_PATTERN.match(self.bucket_arn)
@@ -315,7 +260,13 @@ class ExtendedS3Destination(DestinationSection):
 
     @property
     def extension(self) -> str:
-        return self.file_extension or CODECS[self.compression_format].extension
+        """The object name suffix: the codec's (the plain shape has no FileExtension)."""
+        return CODECS[self.compression_format].extension
+
+    @property
+    def key_time_zone(self) -> str | None:
+        """The zone of the timestamps in keys: UTC (the plain shape has no CustomTimeZone)."""
+        return None
 
     def plain_description(self, account_id: str) -> dict[str, Any]:
         """`S3DestinationDescription`: the members the plain S3 destination also has."""
@@ -336,9 +287,108 @@ class ExtendedS3Destination(DestinationSection):
             plain["ErrorOutputPrefix"] = self.error_output_prefix
         return plain
 
+
+class ExtendedS3Destination(S3Configuration, DestinationSection):
+    """`ExtendedS3DestinationConfiguration`: the fields this service acts on, the rest accepted."""
+
+    section = "ExtendedS3DestinationConfiguration"
+    kind = "S3"
+
+    file_extension: str | None = Field(
+        None, validation_alias=_alias("FileExtension", "file_extension")
+    )
+    custom_time_zone: str | None = Field(
+        None, validation_alias=_alias("CustomTimeZone", "time_zone")
+    )
+    processing_configuration: ProcessingConfiguration | None = Field(
+        None, validation_alias=_alias("ProcessingConfiguration", "processing")
+    )
+    # Accepted only while disabled: turning them on changes the output, which is not built yet.
+    data_format_conversion_configuration: dict[str, Any] | None = Field(
+        None, validation_alias=_alias("DataFormatConversionConfiguration")
+    )
+    dynamic_partitioning_configuration: dict[str, Any] | None = Field(
+        None, validation_alias=_alias("DynamicPartitioningConfiguration")
+    )
+    # Before S3BackupMode, whose check needs to know whether this one was given and valid.
+    s3_backup_configuration: S3Configuration | None = Field(
+        None, validation_alias=_alias("S3BackupConfiguration", "backup")
+    )
+    s3_backup_mode: Literal["Disabled", "Enabled"] = Field(
+        "Disabled", validation_alias=_alias("S3BackupMode", "backup_mode")
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _friendly_backup_mode(cls, data: Any) -> Any:
+        """`backup_mode` takes any letter case, like `compression`; `S3BackupMode` is exact."""
+        if isinstance(data, dict) and isinstance(data.get("backup_mode"), str):
+            modes = {mode.lower(): mode for mode in ("Disabled", "Enabled")}
+            data = {
+                **data,
+                "backup_mode": modes.get(data["backup_mode"].lower(), data["backup_mode"]),
+            }
+        return data
+
+    @field_validator("file_extension")
+    @classmethod
+    def _check_extension(cls, value: str | None) -> str | None:
+        problems = file_extension_problems(value)
+        if problems:
+            raise ValueError("; ".join(problems))
+        return value or None
+
+    @field_validator("custom_time_zone")
+    @classmethod
+    def _check_time_zone(cls, value: str | None) -> str | None:
+        problems = time_zone_problems(value)
+        if problems:
+            raise ValueError("; ".join(problems))
+        return value or None
+
+    @field_validator(
+        "data_format_conversion_configuration",
+        "dynamic_partitioning_configuration",
+    )
+    @classmethod
+    def _not_enabled_yet(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
+        if value is not None and not _explicitly_disabled(value):
+            raise ValueError(
+                "is not supported by this version yet: remove it or set Enabled to false"
+            )
+        return value
+
+    @field_validator("s3_backup_mode")
+    @classmethod
+    def _backup_needs_a_bucket(cls, value: str, info: ValidationInfo) -> str:
+        # Absent from info.data when S3BackupConfiguration was given but refused: reported already.
+        given = info.data.get("s3_backup_configuration", "refused")
+        if value == "Enabled" and given is None:
+            raise FieldProblems(
+                [("S3BackupConfiguration", "is required when S3BackupMode is Enabled")]
+            )
+        return value
+
+    @property
+    def extension(self) -> str:
+        return self.file_extension or CODECS[self.compression_format].extension
+
+    @property
+    def key_time_zone(self) -> str | None:
+        return self.custom_time_zone
+
+    @property
+    def backup(self) -> S3Configuration | None:
+        """Where source records are backed up: None unless S3BackupMode is Enabled."""
+        return self.s3_backup_configuration if self.s3_backup_mode == "Enabled" else None
+
     def description(self, account_id: str) -> dict[str, Any]:
         plain = self.plain_description(account_id)
         extended = {**plain, "S3BackupMode": self.s3_backup_mode}
+        if self.s3_backup_configuration is not None:
+            extended["S3BackupDescription"] = self.s3_backup_configuration.plain_description(
+                account_id
+            )
         if self.file_extension:
             extended["FileExtension"] = self.file_extension
         if self.custom_time_zone:

@@ -12,7 +12,7 @@ import pytest
 import yaml
 
 from firehose.compression import CODECS
-from firehose.config import DeliveryStreamConfig, ExtendedS3Destination
+from firehose.config import DeliveryStreamConfig, ExtendedS3Destination, S3Configuration
 from firehose.config_load import ConfigError, ConfigProblem, load_configs
 
 REQUEST_BODY = """\
@@ -525,13 +525,6 @@ def test_enabled_features_not_built_yet(tmp_path: Path, section: str) -> None:
     assert "Enabled" in problem.allowed
 
 
-def test_backup_mode_enabled_is_a_problem(tmp_path: Path) -> None:
-    problem = only_problem(write_body(tmp_path, with_s3(S3BackupMode="Enabled")))
-    assert problem.field == "ExtendedS3DestinationConfiguration.S3BackupMode"
-    assert problem.value == "Enabled"
-    assert "must be Disabled" in problem.allowed
-
-
 @pytest.mark.parametrize(
     "destination",
     ["HttpEndpointDestinationConfiguration", "RedshiftDestinationConfiguration"],
@@ -909,3 +902,192 @@ def test_explicitly_disabled_sections_load(tmp_path: Path) -> None:
         RoleARN="arn:aws:iam::123456789012:role/firehose",
     )
     assert load_one(write_body(tmp_path, body)).name
+
+
+# ---- source-record backup ----------------------------------------------------------------------
+
+BACKUP = f"{S3}.S3BackupConfiguration"
+BACKUP_BUCKET = {"BucketARN": "arn:aws:s3:::backups"}
+
+
+def with_backup(mode: str | None = "Enabled", **fields: Any) -> dict[str, Any]:
+    """MINIMAL with S3BackupMode `mode` and an S3BackupConfiguration of BACKUP_BUCKET + fields."""
+    return with_s3(S3BackupMode=mode, S3BackupConfiguration={**BACKUP_BUCKET, **fields})
+
+
+def backup_of(stream: DeliveryStreamConfig) -> S3Configuration:
+    backup = s3_of(stream).backup
+    assert backup is not None
+    return backup
+
+
+def test_backup_enabled_loads_with_the_plain_s3_defaults(tmp_path: Path) -> None:
+    backup = backup_of(load_one(write_body(tmp_path, with_backup())))
+    assert backup.bucket == "backups"
+    assert (backup.buffering_hints.size_in_mbs, backup.buffering_hints.interval_in_seconds) == (
+        5,
+        300,
+    )
+    assert backup.compression_format == "UNCOMPRESSED"
+    assert (backup.prefix, backup.error_output_prefix, backup.endpoint_url) == ("", None, None)
+    assert (backup.extension, backup.key_time_zone) == ("", None)
+
+
+def test_backup_takes_the_plain_s3_fields(tmp_path: Path) -> None:
+    path = write_body(
+        tmp_path,
+        with_backup(
+            RoleARN="arn:aws:iam::123456789012:role/backup",
+            Prefix="raw/!{timestamp:yyyy}/",
+            ErrorOutputPrefix="raw-errors/!{firehose:error-output-type}/",
+            BufferingHints={"SizeInMBs": 128, "IntervalInSeconds": 0},
+            CompressionFormat="ZSTD",
+            EncryptionConfiguration={"NoEncryptionConfig": "NoEncryption"},
+            CloudWatchLoggingOptions={"Enabled": False},
+            EndpointURL="file://data/backup",
+        ),
+    )
+    backup = backup_of(load_one(path))
+    assert backup.prefix == "raw/!{timestamp:yyyy}/"
+    assert backup.buffering_hints.size_in_mbs == 128
+    assert backup.extension == ".zst"
+    assert backup.endpoint_url == "file://data/backup"
+
+
+def test_backup_disabled_is_the_default_and_ignores_a_given_configuration(tmp_path: Path) -> None:
+    assert s3_of(load_one(write_body(tmp_path, MINIMAL))).backup is None
+    stream = load_one(write_body(tmp_path, with_backup("Disabled"), "disabled.yaml"))
+    assert s3_of(stream).s3_backup_configuration is not None
+    assert s3_of(stream).backup is None
+
+
+def test_friendly_backup_gives_the_same_model_as_the_api_form(tmp_path: Path) -> None:
+    api = write_body(
+        tmp_path,
+        with_backup(
+            Prefix="raw/",
+            BufferingHints={"SizeInMBs": 8, "IntervalInSeconds": 30},
+            CompressionFormat="GZIP",
+            EndpointURL="file://data/s3",
+        ),
+        "api.yaml",
+    )
+    friendly = write(
+        tmp_path,
+        "friendly.yaml",
+        """\
+        name: s
+        s3:
+          bucket: b
+          backup_mode: enabled
+          backup:
+            bucket: backups
+            prefix: raw/
+            buffering: {size_mib: 8, interval_seconds: 30}
+            compression: gzip
+            endpoint_url: file://data/s3
+        """,
+    )
+    assert load_one(friendly) == load_one(api)
+
+
+def test_backup_enabled_needs_its_configuration(tmp_path: Path) -> None:
+    path = write_body(tmp_path, with_s3(S3BackupMode="Enabled"))
+    assert str(only_problem(path)) == (
+        f"{path}: {BACKUP}: is required when S3BackupMode is Enabled"
+    )
+    snake = write(tmp_path, "snake.yaml", "name: s\ns3: {bucket: b, backup_mode: Enabled}\n")
+    assert str(only_problem(snake)) == (
+        f"{snake}: s3.backup: is required when backup_mode is Enabled"
+    )
+
+
+def test_backup_mode_is_disabled_or_enabled(tmp_path: Path) -> None:
+    problem = only_problem(write_body(tmp_path, with_backup("Sometimes")))
+    assert (problem.field, problem.value) == (f"{S3}.S3BackupMode", "Sometimes")
+    assert problem.allowed == "must be 'Disabled' or 'Enabled'"
+
+
+@pytest.mark.parametrize(
+    ("fields", "field", "value", "allowed"),
+    [
+        ({"BucketARN": "backups"}, "BucketARN", "backups", "arn:aws:s3:::<bucket>"),
+        (
+            {"BufferingHints": {"SizeInMBs": 129, "IntervalInSeconds": 60}},
+            "BufferingHints.SizeInMBs",
+            129,
+            "must be less than or equal to 128",
+        ),
+        (
+            {"BufferingHints": {"SizeInMBs": 5, "IntervalInSeconds": 901}},
+            "BufferingHints.IntervalInSeconds",
+            901,
+            "must be less than or equal to 900",
+        ),
+        ({"CompressionFormat": "gz"}, "CompressionFormat", "gz", "did you mean GZIP?"),
+        (
+            {"Prefix": "raw/!{timestamp:yyyy}/"},
+            "ErrorOutputPrefix",
+            None,
+            "is required when Prefix contains expressions",
+        ),
+        ({"RoleARN": "backup-role"}, "RoleARN", "backup-role", "arn:aws:iam::"),
+        ({"EndpointURL": "s3.local"}, "EndpointURL", "s3.local", "must start with http://"),
+        ({"FileExtension": ".gz"}, "FileExtension", None, "is not a known field"),
+    ],
+)
+def test_every_bad_backup_value_is_named_with_its_file_and_field(
+    tmp_path: Path, fields: dict[str, Any], field: str, value: Any, allowed: str
+) -> None:
+    path = write_body(tmp_path, with_backup(**fields))
+    problem = only_problem(path)
+    assert (problem.file, problem.field) == (str(path), f"{BACKUP}.{field}")
+    if value is not None:
+        assert problem.value == value
+    assert allowed in problem.allowed
+
+
+def test_backup_problems_come_with_the_destinations_own(tmp_path: Path) -> None:
+    body = with_backup(CompressionFormat="gz")
+    body["ExtendedS3DestinationConfiguration"]["BufferingHints"] = {
+        "SizeInMBs": 500,
+        "IntervalInSeconds": 60,
+    }
+    assert {p.field for p in problems_of(write_body(tmp_path, body))} == {
+        f"{BACKUP}.CompressionFormat",
+        f"{HINTS}.SizeInMBs",
+    }
+
+
+def test_friendly_backup_problem_uses_the_friendly_path(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        "s.yaml",
+        "name: s\ns3: {bucket: b, backup_mode: enabled, backup: {bucket: 'a b'}}\n",
+    )
+    assert str(only_problem(path)).startswith(f"{path}: s3.backup.bucket: got 'a b'")
+
+
+def test_describe_shows_the_backup_mode_and_bucket(tmp_path: Path) -> None:
+    path = write_body(tmp_path, with_backup(Prefix="raw/", CompressionFormat="GZIP"))
+    description = s3_of(load_one(path)).description("123456789012")
+    extended = description["ExtendedS3DestinationDescription"]
+    assert extended["S3BackupMode"] == "Enabled"
+    assert extended["S3BackupDescription"] == {
+        "RoleARN": "arn:aws:iam::123456789012:role/firehose-delivery",
+        "BucketARN": "arn:aws:s3:::backups",
+        "Prefix": "raw/",
+        "BufferingHints": {"SizeInMBs": 5, "IntervalInSeconds": 300},
+        "CompressionFormat": "GZIP",
+        "EncryptionConfiguration": {"NoEncryptionConfig": "NoEncryption"},
+        "CloudWatchLoggingOptions": {"Enabled": False},
+    }
+    assert "S3BackupDescription" not in description["S3DestinationDescription"]
+
+
+def test_describe_without_backup_shows_the_mode_only(tmp_path: Path) -> None:
+    extended = s3_of(load_one(write_body(tmp_path, MINIMAL))).description("123456789012")[
+        "ExtendedS3DestinationDescription"
+    ]
+    assert extended["S3BackupMode"] == "Disabled"
+    assert "S3BackupDescription" not in extended
