@@ -20,7 +20,7 @@ from firehose.config import (
     ExtendedS3Destination,
     S3Configuration,
 )
-from firehose.destination import Destination
+from firehose.destination import Destination, SourceBackup
 from firehose.settings import Settings
 
 
@@ -85,15 +85,16 @@ def build_error_output(config: DeliveryStreamConfig, context: DestinationContext
 
 def build_source_backup(
     config: DeliveryStreamConfig, context: DestinationContext
-) -> Destination | None:
+) -> SourceBackup | None:
     """Where a stream backs up its source records (S3BackupMode Enabled), else None.
 
-    Its buffering hints are `backup.buffering_hints`; without an EndpointURL of its own it
-    writes to the destination's store.
+    It buffers by its own hints; without an EndpointURL of its own it writes to the
+    destination's store.
     """
     section = config.destination
     if not isinstance(section, ExtendedS3Destination) or section.backup is None:
         return None
     backup = section.backup
     store = context.store(backup.endpoint_url, section.endpoint_url)
-    return S3Destination(config.name, backup, store, encoder=context.encoder)
+    destination = S3Destination(config.name, backup, store, encoder=context.encoder)
+    return SourceBackup(destination, backup.buffering_hints)

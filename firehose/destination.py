@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from firehose.batch import Batch, Record
+from firehose.config import BufferingHints
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,6 +95,15 @@ class Destination(Protocol):
     async def close(self) -> None: ...
 
 
+@dataclass(frozen=True)
+class SourceBackup:
+    """Source-record backup: every record as it came, before processing, to a second place
+    with its own buffering hints."""
+
+    destination: Destination
+    hints: BufferingHints
+
+
 class ErrorOutput(Protocol):
     """Where records go that were given up on: the error prefix or the backup bucket.
 
@@ -103,3 +113,5 @@ class ErrorOutput(Protocol):
     """
 
     async def write(self, failures: Sequence[FailedRecord], *, attempts: int) -> None: ...
+
+    async def close(self) -> None: ...

@@ -16,7 +16,12 @@ from concurrent.futures import ThreadPoolExecutor
 
 from aiohttp import web
 
-from destinations import DestinationContext, build_destination
+from destinations import (
+    DestinationContext,
+    build_destination,
+    build_error_output,
+    build_source_backup,
+)
 from firehose.api import FirehoseApi
 from firehose.config import DeliveryStreamConfig
 from firehose.config_load import load_configs
@@ -81,6 +86,8 @@ class Service:
             segment_bytes=settings.wal_segment_mib * 1024 * 1024,
             stall_seconds=settings.stall_seconds,
             stage=build_stage(config.destination.processing_configuration, processing),
+            error_output=build_error_output(config, context),
+            source_backup=build_source_backup(config, context),
         )
 
     async def start(self) -> None:

@@ -22,9 +22,9 @@ from typing import Any
 
 from firehose.batch import Batch, RecordRun, run_from_frame
 from firehose.buffer import low_water_mark
-from firehose.config import BufferingHints, DeliveryStreamConfig
+from firehose.config import DeliveryStreamConfig
 from firehose.delivery import STALL_SECONDS, DeliveryCounters, DeliveryState, Output
-from firehose.destination import Destination, ErrorOutput
+from firehose.destination import Destination, ErrorOutput, SourceBackup
 from firehose.errors import DeliveryError, NotAcceptingError, WalError
 from firehose.retry import RetryPolicy
 from firehose.stage import PassThrough, Stage
@@ -60,14 +60,6 @@ class StreamCounters(DeliveryCounters):
     def totals(self) -> dict[str, int | str | None]:
         """The running totals (what /health shows), without the recovery report."""
         return {f.name: getattr(self, f.name) for f in fields(self) if f.name != "recovery"}
-
-
-@dataclass(frozen=True)
-class SourceBackup:
-    """Source-record backup: every record as it came, before processing, to a second place."""
-
-    destination: Destination
-    hints: BufferingHints
 
 
 class DeliveryStream:
@@ -178,6 +170,8 @@ class DeliveryStream:
         await self.stage.close()
         for output in self.outputs:
             await output.destination.close()
+        if self.main.error_output is not None:
+            await self.main.error_output.close()
         await self.wal.close()
         if not delivered_all:
             log.warning(

@@ -9,7 +9,8 @@ from firehose.config import DeliveryStreamConfig
 from firehose.destination import ErrorOutput
 from firehose.retry import RetryPolicy
 from firehose.stage import Stage
-from firehose.stream import STALL_SECONDS, DeliveryStream, SourceBackup
+from firehose.destination import SourceBackup
+from firehose.stream import STALL_SECONDS, DeliveryStream
 from tests.memory_destination import MemoryDestination
 
 

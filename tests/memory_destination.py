@@ -96,3 +96,6 @@ class MemoryErrorOutput:
         if self.failing:
             raise DeliveryError("error output down (test)")
         self.written += [(failure, attempts) for failure in failures]
+
+    async def close(self) -> None:
+        return None

@@ -339,8 +339,10 @@ async def test_the_backup_writes_under_its_own_prefix_with_its_compression(
         backup_mode="Enabled",
         backup={"bucket": bucket, "prefix": "raw/", "compression": "zstd"},
     )
-    backup = build_source_backup(config, context)
-    assert backup is not None
+    tap = build_source_backup(config, context)
+    assert tap is not None
+    assert tap.hints.size_in_mbs == 5  # its own hints, not the destination's
+    backup = tap.destination
     await backup.start()
     try:
         await backup.deliver(batch_of(b"a\n", b"b\n"))
@@ -363,8 +365,9 @@ async def test_the_backup_uses_the_destinations_store_unless_it_names_one(
         backup={"bucket": "local", "endpoint_url": f"file://{tmp_path / 'objects'}"},
     )
     for config in (same, own):
-        backup = build_source_backup(config, context)
-        assert backup is not None
+        tap = build_source_backup(config, context)
+        assert tap is not None
+        backup = tap.destination
         await backup.start()
         try:
             await backup.deliver(batch_of(b"x"))

@@ -321,7 +321,7 @@ async def test_source_backup_gets_records_as_they_came_and_the_watermark_waits_f
     tmp_path: Path,
 ) -> None:
     from firehose.config import BufferingHints
-    from firehose.stream import SourceBackup
+    from firehose.destination import SourceBackup
     from tests.memory_destination import MemoryDestination
 
     backup = MemoryDestination()
