@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from firehose.processing_config import ProcessorConfig
+from transforms import append_delimiter, decompression, record_deaggregation
 from transforms.processor import ProcessingContext, Processor
 
 Builder = Callable[[ProcessorConfig, ProcessingContext], Processor]
@@ -21,4 +22,8 @@ ORDER = (
     "AppendDelimiterToRecord",
 )
 
-PROCESSORS: dict[str, Builder] = {}
+PROCESSORS: dict[str, Builder] = {
+    "RecordDeAggregation": record_deaggregation.build,
+    "Decompression": decompression.build,
+    "AppendDelimiterToRecord": append_delimiter.build,
+}
