@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from firehose.processing_config import ProcessorConfig
-from transforms import append_delimiter, decompression, record_deaggregation
+from transforms import append_delimiter, decompression, kpl, record_deaggregation
 from transforms.processor import ProcessingContext, Processor
 
 Builder = Callable[[ProcessorConfig, ProcessingContext], Processor]
@@ -26,4 +26,6 @@ PROCESSORS: dict[str, Builder] = {
     "RecordDeAggregation": record_deaggregation.build,
     "Decompression": decompression.build,
     "AppendDelimiterToRecord": append_delimiter.build,
+    # Not an API type: a Kinesis source runs it before ORDER (build takes config=None).
+    kpl.TYPE: kpl.build,
 }
