@@ -5,7 +5,13 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from firehose.processing_config import ProcessorConfig
-from transforms import append_delimiter, decompression, kpl, record_deaggregation
+from transforms import (
+    append_delimiter,
+    cloudwatch_logs,
+    decompression,
+    kpl,
+    record_deaggregation,
+)
 from transforms.processor import ProcessingContext, Processor
 
 Builder = Callable[[ProcessorConfig, ProcessingContext], Processor]
@@ -25,6 +31,7 @@ ORDER = (
 PROCESSORS: dict[str, Builder] = {
     "RecordDeAggregation": record_deaggregation.build,
     "Decompression": decompression.build,
+    "CloudWatchLogProcessing": cloudwatch_logs.build,
     "AppendDelimiterToRecord": append_delimiter.build,
     # Not an API type: a Kinesis source runs it before ORDER (build takes config=None).
     kpl.TYPE: kpl.build,
