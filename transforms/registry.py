@@ -10,6 +10,7 @@ from transforms import (
     cloudwatch_logs,
     decompression,
     kpl,
+    metadata_extraction,
     record_deaggregation,
 )
 from transforms.processor import ProcessingContext, Processor
@@ -32,6 +33,7 @@ PROCESSORS: dict[str, Builder] = {
     "RecordDeAggregation": record_deaggregation.build,
     "Decompression": decompression.build,
     "CloudWatchLogProcessing": cloudwatch_logs.build,
+    "MetadataExtraction": metadata_extraction.build,
     "AppendDelimiterToRecord": append_delimiter.build,
     # Not an API type: a Kinesis source runs it before ORDER (build takes config=None).
     kpl.TYPE: kpl.build,
