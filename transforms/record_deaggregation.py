@@ -59,7 +59,8 @@ def _check_object(piece: bytes, position: int) -> None:
 
 
 def _boundaries(data: bytes) -> list[tuple[int, int]]:
-    """(start, end) of each `}{` / `}\\n{`-separated piece: one regex pass, no per-byte loop."""
+    """(start, end) of the pieces between `}` and `{` (whitespace between allowed): one regex
+    pass, no per-byte loop."""
     spans = []
     start = 0
     for match in _BETWEEN_OBJECTS.finditer(data):
