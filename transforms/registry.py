@@ -5,6 +5,14 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from firehose.processing_config import ProcessorConfig
+from transforms import (
+    append_delimiter,
+    cloudwatch_logs,
+    decompression,
+    kpl,
+    metadata_extraction,
+    record_deaggregation,
+)
 from transforms.processor import ProcessingContext, Processor
 
 Builder = Callable[[ProcessorConfig, ProcessingContext], Processor]
@@ -21,4 +29,12 @@ ORDER = (
     "AppendDelimiterToRecord",
 )
 
-PROCESSORS: dict[str, Builder] = {}
+PROCESSORS: dict[str, Builder] = {
+    "RecordDeAggregation": record_deaggregation.build,
+    "Decompression": decompression.build,
+    "CloudWatchLogProcessing": cloudwatch_logs.build,
+    "MetadataExtraction": metadata_extraction.build,
+    "AppendDelimiterToRecord": append_delimiter.build,
+    # Not an API type: a Kinesis source runs it before ORDER (build takes config=None).
+    kpl.TYPE: kpl.build,
+}

@@ -1,0 +1,85 @@
+"""`MetadataExtraction`: runs the `MetadataExtractionQuery` (jq, through the real jq library) on
+each JSON record to get its `!{partitionKeyFromQuery:…}` keys for dynamic partitioning.
+
+The query must give one object whose values are strings, numbers or booleans; numbers and
+booleans become strings as jq 1.6's `tostring` writes them (`1`, `1.5`, `true`). A record that is
+not JSON, a query that fails, or any other result goes to the error output as
+`partitioning-failed` with the error code `DynamicPartitioning.MetadataExtractionFailed`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import jq
+
+from firehose.processing_config import ProcessorConfig
+from transforms.processor import ProcessingContext, ProcessingRecord, ProcessorOutput
+from transforms.records import failure
+
+OUTPUT_TYPE = "partitioning-failed"
+EXTRACTION_FAILED = "DynamicPartitioning.MetadataExtractionFailed"
+
+# Piped after the user's query, so the checks and `tostring` are jq's own. `. * 1` turns a number
+# into a double first: the jq library keeps number literals as written (`1.0`, `3.0e2`) where
+# jq 1.6, which Firehose runs, writes `1` and `300`.
+_AS_KEYS = r"""
+if type != "object" then error("the query gave \(type), not an object")
+else . as $object | reduce keys_unsorted[] as $key ({}; . + {($key): ($object[$key]
+  | if type == "string" then .
+    elif type == "number" then . * 1 | tostring
+    elif type == "boolean" then tostring
+    elif type == "null" then error("\($key | tojson) is null: missing from the record?")
+    else error("\($key | tojson) is an \(type), not a string, number or boolean")
+    end)})
+end
+"""
+
+
+class MetadataExtraction:
+    type = "MetadataExtraction"
+
+    def __init__(self, query: str) -> None:
+        self.query = query
+        # The newline ends a trailing `# comment` in the query before the closing parenthesis.
+        self._program: Any = jq.compile(f"({query}\n) | {_AS_KEYS}")
+
+    def keys(self, data: bytes | memoryview) -> dict[str, str]:
+        """The partition keys of one record; ValueError saying why there are none."""
+        try:
+            text = str(data, "utf-8")
+        except UnicodeDecodeError as exc:
+            raise ValueError(f"the record is not UTF-8 JSON: {exc}") from None
+        try:
+            results = self._program.input_text(text).all()
+        except ValueError as exc:
+            reason = " ".join(str(exc).split())
+            if reason.startswith("parse error"):
+                raise ValueError(f"the record is not JSON: {reason}") from None
+            raise ValueError(f"jq: {reason}") from None
+        if len(results) != 1:
+            raise ValueError(
+                f"the query gave {len(results)} results for the record; it must give one object"
+            )
+        keys: dict[str, str] = results[0]
+        return keys
+
+    async def process(self, records: list[ProcessingRecord]) -> ProcessorOutput:
+        output = ProcessorOutput()
+        for record in records:
+            try:
+                record.query_keys = self.keys(record.data)
+            except ValueError as exc:
+                output.failed.append(failure(record, OUTPUT_TYPE, EXTRACTION_FAILED, str(exc)))
+                continue
+            output.records.append(record)
+        return output
+
+    async def close(self) -> None:
+        pass
+
+
+def build(config: ProcessorConfig, context: ProcessingContext) -> MetadataExtraction:
+    # JsonParsingEngine has one value, JQ-1.6, checked by the config.
+    query: str = config.values()["MetadataExtractionQuery"]
+    return MetadataExtraction(query)

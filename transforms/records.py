@@ -1,0 +1,55 @@
+"""What the built-in processors share: how a record that gives up becomes an error record, and
+how the records split from one log record are numbered."""
+
+from __future__ import annotations
+
+from firehose.batch import Record
+from firehose.destination import FailedRecord
+from transforms.processor import ProcessingRecord
+
+# The most sub-records Firehose takes out of one record (RecordDeAggregation).
+MAX_SUB_RECORDS = 500
+
+
+def failure(
+    record: ProcessingRecord, output_type: str, error_code: str, error_message: str
+) -> FailedRecord:
+    """`record` for the error output, with its data as it entered the step that gave up."""
+    return FailedRecord(
+        Record(record.seq, record.arrival_ms, record.data, record.sub_seq),
+        output_type,
+        error_code,
+        error_message,
+    )
+
+
+class SubSeqs:
+    """Numbers the records split out of one log record 0, 1, 2… within one `process` call.
+
+    Counting per seq rather than per input record keeps the numbers distinct when a step splits
+    records an earlier step already split (KPL, then JSON de-aggregation).
+    """
+
+    __slots__ = ("_next",)
+
+    def __init__(self) -> None:
+        self._next: dict[int, int] = {}
+
+    def take(self, seq: int, count: int = 1) -> int:
+        """The first of `count` consecutive sub-seqs for records of `seq`."""
+        first = self._next.get(seq, 0)
+        self._next[seq] = first + count
+        return first
+
+
+def split(record: ProcessingRecord, data: bytes | memoryview, sub_seq: int) -> ProcessingRecord:
+    """A record split out of `record`: its seq, arrival and keys, its own data and sub-seq."""
+    return ProcessingRecord(
+        record.seq,
+        record.arrival_ms,
+        data,
+        sub_seq,
+        record.lambda_keys,
+        record.query_keys,
+        record.kinesis,
+    )
