@@ -6,10 +6,9 @@ from pathlib import Path
 from typing import Any
 
 from firehose.config import DeliveryStreamConfig
-from firehose.destination import ErrorOutput
+from firehose.destination import ErrorOutput, SourceBackup
 from firehose.retry import RetryPolicy
 from firehose.stage import Stage
-from firehose.destination import SourceBackup
 from firehose.stream import STALL_SECONDS, DeliveryStream
 from tests.memory_destination import MemoryDestination
 
