@@ -55,18 +55,6 @@ REGISTRY: dict[type[DestinationSection], Builder] = {
 }
 
 
-def _own_bucket(section: DestinationSection) -> S3Configuration:
-    assert isinstance(section, ExtendedS3Destination)
-    return section
-
-
-# Where each kind files the records it gives up on: the S3 destination in its own bucket (under
-# ErrorOutputPrefix); the other kinds will name their backup `S3Configuration` here.
-ERROR_LOCATIONS: dict[type[DestinationSection], Callable[[DestinationSection], S3Configuration]] = {
-    ExtendedS3Destination: _own_bucket,
-}
-
-
 def build_destination(config: DeliveryStreamConfig, context: DestinationContext) -> Destination:
     """The destination a stream's config names."""
     return REGISTRY[type(config.destination)](config, context)
@@ -77,7 +65,7 @@ def build_error_output(config: DeliveryStreamConfig, context: DestinationContext
 
     Close it with the stream (`await error_output.close()`): it holds a shared store handle.
     """
-    location = ERROR_LOCATIONS[type(config.destination)](config.destination)
+    location = config.destination.error_location()
     return S3ErrorOutput(
         config.name, location, context.store(location.endpoint_url), encoder=context.encoder
     )
@@ -86,15 +74,17 @@ def build_error_output(config: DeliveryStreamConfig, context: DestinationContext
 def build_source_backup(
     config: DeliveryStreamConfig, context: DestinationContext
 ) -> SourceBackup | None:
-    """Where a stream backs up its source records (S3BackupMode Enabled), else None.
+    """Where a stream also writes every record (S3's S3BackupMode Enabled: as they came; the
+    other kinds' AllData: as delivered), else None.
 
     It buffers by its own hints; without an EndpointURL of its own it writes to the
     destination's store.
     """
     section = config.destination
-    if not isinstance(section, ExtendedS3Destination) or section.backup is None:
+    backup = section.backup_location()
+    if backup is None:
         return None
-    backup = section.backup
-    store = context.store(backup.endpoint_url, section.endpoint_url)
+    own_endpoint = section.endpoint_url if isinstance(section, S3Configuration) else None
+    store = context.store(backup.endpoint_url, own_endpoint)
     destination = S3Destination(config.name, backup, store, encoder=context.encoder)
-    return SourceBackup(destination, backup.buffering_hints)
+    return SourceBackup(destination, backup.buffering_hints, processed=section.backs_up_processed)

@@ -139,10 +139,11 @@ class DestinationSection(_Model):
     giving `buffering_hints` its own model), its retry policy and its description.
     """
 
-    section: ClassVar[
-        str
-    ]  # the CreateDeliveryStream member, e.g. ExtendedS3DestinationConfiguration
+    section: ClassVar[str]  # its CreateDeliveryStream member: ExtendedS3DestinationConfiguration
     kind: ClassVar[str]  # the Firehose metric name part: DeliveryTo<kind>.Records
+    # What the backup bucket gets: the records as they came (S3's source-record backup), or as
+    # delivered (the other kinds' AllData modes).
+    backs_up_processed: ClassVar[bool] = False
 
     if TYPE_CHECKING:  # each kind declares them, with its own ranges, where its API puts them
         buffering_hints: BufferingHints
@@ -155,6 +156,14 @@ class DestinationSection(_Model):
     def description(self, account_id: str) -> dict[str, Any]:
         """Its entry of `DescribeDeliveryStream`'s `Destinations`, without `DestinationId`."""
         raise NotImplementedError
+
+    def error_location(self) -> S3Configuration:
+        """Where records it gives up on are filed (under that location's error prefix)."""
+        raise NotImplementedError
+
+    def backup_location(self) -> S3Configuration | None:
+        """Where every record is also written (S3BackupMode Enabled / AllData), or None."""
+        return None
 
 
 class S3Configuration(_Model):
@@ -382,6 +391,12 @@ class ExtendedS3Destination(S3Configuration, DestinationSection):
         """Where source records are backed up: None unless S3BackupMode is Enabled."""
         return self.s3_backup_configuration if self.s3_backup_mode == "Enabled" else None
 
+    def error_location(self) -> S3Configuration:
+        return self  # its own bucket, under ErrorOutputPrefix
+
+    def backup_location(self) -> S3Configuration | None:
+        return self.backup
+
     def description(self, account_id: str) -> dict[str, Any]:
         plain = self.plain_description(account_id)
         extended = {**plain, "S3BackupMode": self.s3_backup_mode}
@@ -396,6 +411,44 @@ class ExtendedS3Destination(S3Configuration, DestinationSection):
         if self.processing_configuration is not None:
             extended["ProcessingConfiguration"] = self.processing_configuration.description()
         return {"S3DestinationDescription": plain, "ExtendedS3DestinationDescription": extended}
+
+
+class RetryOptions(_Model):
+    """`RetryOptions` of the non-S3 destinations: the retry window, from the first attempt."""
+
+    duration_in_seconds: int = Field(
+        300,
+        ge=0,
+        le=7200,
+        strict=True,
+        validation_alias=_alias("DurationInSeconds", "duration_seconds"),
+    )
+
+
+class BackedUpDestination(DestinationSection):
+    """The members the non-S3 kinds share: a retry window, and an S3 bucket (`S3Configuration`)
+    that takes the records they give up on, or every record in their AllData mode.
+
+    A kind names its all-data `S3BackupMode` value in `ALL_DATA_MODE` and declares its own
+    `s3_backup_mode` field with its API's values and default.
+    """
+
+    ALL_DATA_MODE: ClassVar[str]
+    backs_up_processed = True
+
+    if TYPE_CHECKING:
+        retry_options: RetryOptions
+        s3_configuration: S3Configuration
+        s3_backup_mode: str
+
+    def retry_policy(self) -> RetryPolicy:
+        return RetryPolicy(deadline_seconds=float(self.retry_options.duration_in_seconds))
+
+    def error_location(self) -> S3Configuration:
+        return self.s3_configuration
+
+    def backup_location(self) -> S3Configuration | None:
+        return self.s3_configuration if self.s3_backup_mode == self.ALL_DATA_MODE else None
 
 
 class DeliveryStreamConfig(_Model):

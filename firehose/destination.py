@@ -97,11 +97,12 @@ class Destination(Protocol):
 
 @dataclass(frozen=True)
 class SourceBackup:
-    """Source-record backup: every record as it came, before processing, to a second place
-    with its own buffering hints."""
+    """Every record also to a second place, with its own buffering hints: as it came, before
+    processing (S3's source-record backup), or as delivered (`processed`, the AllData modes)."""
 
     destination: Destination
     hints: BufferingHints
+    processed: bool = False
 
 
 class ErrorOutput(Protocol):

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from firehose.batch import Batch, RecordRun, run_from_frame
+from firehose.batch import Batch, PartitionKey, RecordRun, run_from_frame
 from firehose.buffer import low_water_mark
 from firehose.config import DeliveryStreamConfig
 from firehose.delivery import STALL_SECONDS, DeliveryCounters, DeliveryState, Output
@@ -97,6 +97,7 @@ class DeliveryStream:
             stall_seconds,
         )
         self.backup: Output | None = None
+        self._backup_processed = source_backup is not None and source_backup.processed
         if source_backup is not None:
             # Retried until taken, like S3: a backup is never dropped for age.
             self.backup = Output(
@@ -301,21 +302,25 @@ class DeliveryStream:
             await self._wait(retry_watermark=not advanced)
 
     async def _take(self, runs: list[RecordRun]) -> None:
-        """Buffer what was read: as it came for the backup, processed for the destination."""
-        if self.backup is not None:
+        """Buffer what was read: processed for the destination, and for the backup as it came
+        (source-record backup) or as processed (AllData)."""
+        if self.backup is not None and not self._backup_processed:
             for run in runs:
-                full = self.backup.hold(self.backup.buffers.add(run))
-                while full:
-                    await self._deliver(self.backup, full.pop(0))
+                await self._buffer(self.backup, run, None)
         output = await self.stage.process(runs)
         if output.failed:
             await self.main.write_errors(output.failed, attempts=1, give_up=self._giving_up)
         for partition, routed in output.routed:
-            full = self.main.hold(self.main.buffers.add(routed, partition))
-            while full:
-                # Popped, not iterated: a loop variable would keep the delivered batch
-                # alive, doubling memory while the next one fills.
-                await self._deliver(self.main, full.pop(0))
+            await self._buffer(self.main, routed, partition)
+            if self.backup is not None and self._backup_processed:
+                await self._buffer(self.backup, routed, None)
+
+    async def _buffer(self, output: Output, run: RecordRun, partition: PartitionKey) -> None:
+        full = output.hold(output.buffers.add(run, partition))
+        while full:
+            # Popped, not iterated: a loop variable would keep the delivered batch alive,
+            # doubling memory while the next one fills.
+            await self._deliver(output, full.pop(0))
 
     def _backup_object_id(self, first_seq: int) -> str:
         """Backup objects get ids of their own, as fixed across retries as the main ones."""

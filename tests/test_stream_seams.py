@@ -374,3 +374,25 @@ async def test_records_refused_for_what_they_are_go_to_the_error_output_at_once(
     assert [(f.record.seq, attempts) for f, attempts in errors.written] == [(2, 1)]
     await wait_until(lambda: stream.wal.delivered_seq == 3)
     assert await stream.close(timeout=5)
+
+
+async def test_an_all_data_backup_gets_records_as_delivered(tmp_path: Path) -> None:
+    from firehose.config import BufferingHints
+    from firehose.destination import SourceBackup
+    from tests.memory_destination import MemoryDestination
+
+    backup = MemoryDestination()
+    hints = BufferingHints(size_in_mbs=1, interval_in_seconds=0)
+    stream, dest = memory_stream(
+        tmp_path,
+        interval=0,
+        stage=Shout(),
+        source_backup=SourceBackup(backup, hints, processed=True),
+    )
+    await stream.open()
+    await stream.put([b"a\n", b"drop me\n"])
+    await dest.wait_for_records(1)
+    await backup.wait_for_records(1)
+    assert backup.data == dest.data == b"A\nA\n"
+    await wait_until(lambda: stream.wal.delivered_seq == 2)
+    assert await stream.close(timeout=5)
