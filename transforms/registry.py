@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from firehose.processing_config import ProcessorConfig
+from transforms import lambda_transform
 from transforms.processor import ProcessingContext, Processor
 
 Builder = Callable[[ProcessorConfig, ProcessingContext], Processor]
@@ -22,3 +23,4 @@ ORDER = (
 )
 
 PROCESSORS: dict[str, Builder] = {}
+PROCESSORS["Lambda"] = lambda_transform.build
