@@ -40,7 +40,7 @@ class HandlerError(Exception):
     """The function raised, or returned what cannot be serialised: Lambda.FunctionError."""
 
     def __init__(self, error_type: str, message: str) -> None:
-        super().__init__(f"{error_type}: {message}")
+        super().__init__(f"{error_type}: {message}" if message else error_type)
         self.error_type = error_type
         self.message = message
 
@@ -184,6 +184,8 @@ def call_handler(
         result = handler(event, context)
         if inspect.isawaitable(result):
             result = loop.run_until_complete(_awaited(result))
+    except MemoryError:
+        raise  # a worker reports it with its memory limit
     except (Exception, SystemExit) as exc:
         raise HandlerError(type(exc).__name__, str(exc)) from None
     return encode_response(result)

@@ -8,6 +8,7 @@ the delivery loop until it returns. Process mode (transforms/workers.py) is the 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import inspect
 import threading
 from typing import Any
@@ -74,22 +75,21 @@ class ThreadInvoker:
 
         def run() -> None:
             own_loop = asyncio.new_event_loop()
+            result: bytes | None = None
+            error: BaseException | None = None
             try:
                 context = LambdaContext(self._info, timeout)
-                body = call_handler(self._handler.get(), payload, context, own_loop)
+                result = call_handler(self._handler.get(), payload, context, own_loop)
             except InvokeError as exc:
-                loop.call_soon_threadsafe(settle, None, exc)
+                error = exc
             except HandlerError as exc:
-                failure = InvokeError(FUNCTION_ERROR, f"{exc}.", retryable=True)
-                loop.call_soon_threadsafe(settle, None, failure)
+                error = InvokeError(FUNCTION_ERROR, f"{exc}.", retryable=True)
             except BaseException as exc:
-                loop.call_soon_threadsafe(
-                    settle, None, InvokeError(FUNCTION_ERROR, f"{exc!r}.", retryable=True)
-                )
-            else:
-                loop.call_soon_threadsafe(settle, body, None)
+                error = InvokeError(FUNCTION_ERROR, f"{exc!r}.", retryable=True)
             finally:
                 own_loop.close()
+            with contextlib.suppress(RuntimeError):  # the service's loop closed meanwhile
+                loop.call_soon_threadsafe(settle, result, error)
 
         threading.Thread(target=run, name="transform", daemon=True).start()
         try:
@@ -127,7 +127,7 @@ class InlineInvoker:
             ) from None
         except (Exception, SystemExit) as exc:
             raise InvokeError(
-                FUNCTION_ERROR, f"{type(exc).__name__}: {exc}.", retryable=True
+                FUNCTION_ERROR, f"{HandlerError(type(exc).__name__, str(exc))}.", retryable=True
             ) from None
         try:
             return encode_response(result)

@@ -12,11 +12,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import signal
-from concurrent.futures import ThreadPoolExecutor
+import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from multiprocessing.context import SpawnProcess
-from typing import Any
+from typing import Any, TypeVar
 
 from transforms.lambda_contract import (
     FUNCTION_ERROR,
@@ -26,6 +27,7 @@ from transforms.lambda_contract import (
 )
 from transforms.lambda_handler import FunctionInfo
 
+_T = TypeVar("_T")
 _SPAWN: Any = __import__("multiprocessing").get_context("spawn")
 
 
@@ -65,14 +67,40 @@ def _worker_main(conn: Connection, spec: str, info: FunctionInfo, memory_mib: in
         try:
             body = call_handler(handler, payload, LambdaContext(info, timeout), loop)
         except HandlerError as exc:
-            conn.send(("error", f"{exc.error_type}: {exc.message}"))
+            conn.send(("error", str(exc)))
         except MemoryError:
-            conn.send(("error", "MemoryError: out of memory"))
+            conn.send(("error", f"MemoryError: over the worker's {memory_mib} MiB"))
         else:
             conn.send(("ok", body))
 
 
-@dataclass
+def _in_thread(function: Callable[..., _T], *args: Any) -> asyncio.Future[_T]:
+    """Run a blocking pipe call on a daemon thread of its own: the loop never blocks, and a
+    call still waiting on a worker never holds up the service's exit."""
+    loop = asyncio.get_running_loop()
+    future: asyncio.Future[_T] = loop.create_future()
+
+    def settle(result: Any, error: BaseException | None) -> None:
+        if future.done():
+            return
+        if error is not None:
+            future.set_exception(error)
+        else:
+            future.set_result(result)
+
+    def run() -> None:
+        try:
+            result, error = function(*args), None
+        except BaseException as exc:
+            result, error = None, exc
+        with contextlib.suppress(RuntimeError):  # the loop closed meanwhile
+            loop.call_soon_threadsafe(settle, result, error)
+
+    threading.Thread(target=run, name="transform-pipe", daemon=True).start()
+    return future
+
+
+@dataclass(eq=False)
 class _Worker:
     process: SpawnProcess
     conn: Connection
@@ -123,8 +151,6 @@ class WorkerPool:
         for _ in range(size):
             self._slots.put_nowait(None)
         self._all: set[_Worker] = set()
-        # Each call blocks one thread on its worker's pipe, never the loop.
-        self._threads = ThreadPoolExecutor(max_workers=size, thread_name_prefix="transform")
         self._closed = False
 
     def _start(self) -> _Worker:
@@ -158,7 +184,6 @@ class WorkerPool:
 
     async def invoke(self, payload: bytes, timeout: float) -> bytes:
         """The response body, or InvokeError: timed out and crashed workers are replaced."""
-        loop = asyncio.get_running_loop()
         worker = await self._slots.get()
         call: asyncio.Future[tuple[str, Any]] | None = None
         keep = False  # the worker answered and may take the next call
@@ -167,9 +192,9 @@ class WorkerPool:
                 if worker is not None:
                     await self._retire(worker, None)
                 worker = None
-                worker = await loop.run_in_executor(self._threads, self._start)
+                worker = await _in_thread(self._start)
                 self._all.add(worker)
-            call = loop.run_in_executor(self._threads, worker.call, payload, timeout)
+            call = _in_thread(worker.call, payload, timeout)
             try:
                 kind, value = await asyncio.wait_for(asyncio.shield(call), timeout)
             except TimeoutError:
@@ -193,7 +218,7 @@ class WorkerPool:
         worker.signal_kill()
         if call is not None:
             await asyncio.wait([call])  # the call's thread sees the pipe close and returns
-        await asyncio.get_running_loop().run_in_executor(None, worker.kill)
+        await _in_thread(worker.kill)
 
     @property
     def pids(self) -> list[int]:
@@ -211,6 +236,4 @@ class WorkerPool:
             worker.process.join(2)
             worker.kill()
 
-        loop = asyncio.get_running_loop()
-        await asyncio.gather(*(loop.run_in_executor(None, stop, w) for w in workers))
-        self._threads.shutdown(wait=False, cancel_futures=True)
+        await asyncio.gather(*(_in_thread(stop, w) for w in workers))
