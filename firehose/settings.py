@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import Field, field_validator
 from pydantic import ValidationError as PydanticValidationError
@@ -63,6 +63,23 @@ class Settings(BaseSettings):
         ge=1,
         description="request bodies held in memory at once, all requests together; "
         "past it requests wait a second, then are answered ServiceUnavailableException",
+    )
+    transform_mode: Literal["process", "thread", "inline"] = Field(
+        "process",
+        description="how Python transform functions run: process (worker processes that a hung "
+        "call can be killed in), thread (a hung call is abandoned) or inline (on the delivery "
+        "loop: cheap functions only)",
+    )
+    transform_workers: int = Field(
+        2, ge=1, le=256, description="per Lambda processor: worker processes (or calls at once)"
+    )
+    transform_timeout_seconds: float = Field(
+        300.0, gt=0, le=900, description="a transform invocation unanswered this long fails"
+    )
+    transform_memory_mib: int = Field(
+        1024,
+        ge=0,
+        description="address space of each transform worker process (RLIMIT_AS); 0 for none",
     )
     log_level: str = Field("INFO", description="DEBUG, INFO, WARNING, ERROR or CRITICAL")
 

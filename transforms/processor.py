@@ -75,5 +75,7 @@ class ProcessingContext:
     transform_mode: str = "process"
     transform_workers: int = 2
     transform_timeout_seconds: float = 300.0
+    # Address space of each worker process (RLIMIT_AS) in process mode; 0 for no limit.
+    transform_memory_mib: int = 1024
     # Set for a stream fed by a Kinesis data stream: the event then names it.
     source_kinesis_stream_arn: str | None = None

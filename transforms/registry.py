@@ -10,6 +10,7 @@ from transforms import (
     cloudwatch_logs,
     decompression,
     kpl,
+    lambda_transform,
     metadata_extraction,
     record_deaggregation,
 )
@@ -31,6 +32,7 @@ ORDER = (
 
 PROCESSORS: dict[str, Builder] = {
     "RecordDeAggregation": record_deaggregation.build,
+    "Lambda": lambda_transform.build,
     "Decompression": decompression.build,
     "CloudWatchLogProcessing": cloudwatch_logs.build,
     "MetadataExtraction": metadata_extraction.build,

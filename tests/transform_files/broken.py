@@ -1,0 +1,3 @@
+"""A transform file whose import fails."""
+
+raise RuntimeError("broken on purpose")

@@ -1,0 +1,220 @@
+"""Firehose's Lambda transform contract: the event it sends, the answer it takes, its error codes.
+
+Every way of running a function (worker processes, threads, inline, a real Lambda) hands back
+the same thing, the response body as bytes, so one reader here judges all of them alike.
+"""
+
+from __future__ import annotations
+
+import binascii
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Literal
+
+import orjson
+import pybase64
+
+if TYPE_CHECKING:
+    from transforms.processor import ProcessingContext, ProcessingRecord
+
+# Lambda's synchronous invocation limit, for the request and for the response alike.
+PAYLOAD_LIMIT = 6 * 1024 * 1024
+
+FUNCTION_ERROR = "Lambda.FunctionError"
+FUNCTION_TIMED_OUT = "Lambda.FunctionTimedOut"
+JSON_PROCESSING = "Lambda.JsonProcessingException"
+MISSING_RECORD_ID = "Lambda.MissingRecordId"
+DUPLICATED_RECORD_ID = "Lambda.DuplicatedRecordId"
+INVOKE_LIMIT_EXCEEDED = "Lambda.InvokeLimitExceeded"
+RESOURCE_NOT_FOUND = "Lambda.ResourceNotFound"
+INVOKE_ACCESS_DENIED = "Lambda.InvokeAccessDenied"
+# Ours: the function answered ProcessingFailed for the record.
+PROCESSING_FAILED = "Lambda.ProcessingFailed"
+# Ours: one record whose event alone is over PAYLOAD_LIMIT; it is never sent.
+REQUEST_TOO_LARGE = "Lambda.RequestEntityTooLarge"
+
+MESSAGES = {
+    FUNCTION_ERROR: "The Lambda function was invoked but it returned an error result.",
+    FUNCTION_TIMED_OUT: "The Lambda function invocation timed out.",
+    JSON_PROCESSING: "The Lambda function's response does not follow the transform contract.",
+    MISSING_RECORD_ID: "One or more record ids were not returned. The Lambda function must "
+    "return every record id it receives.",
+    DUPLICATED_RECORD_ID: "Multiple records were returned with the same record id. The Lambda "
+    "function must return each record id once.",
+    INVOKE_LIMIT_EXCEEDED: "The Lambda concurrent execution limit is exceeded.",
+    RESOURCE_NOT_FOUND: "The Lambda function does not exist.",
+    INVOKE_ACCESS_DENIED: "Access was denied invoking the Lambda function.",
+    PROCESSING_FAILED: "The Lambda function returned ProcessingFailed for the record.",
+    REQUEST_TOO_LARGE: f"The record does not fit in a Lambda request of {PAYLOAD_LIMIT} bytes.",
+}
+
+
+class InvokeError(Exception):
+    """An invocation that gave no usable answer; `retryable` ones are tried again."""
+
+    def __init__(self, code: str, detail: str = "", *, retryable: bool = False) -> None:
+        super().__init__(f"{code}: {detail}" if detail else code)
+        self.code = code
+        self.detail = detail
+        self.retryable = retryable
+
+    @property
+    def message(self) -> str:
+        """Firehose's sentence for the code, then what exactly happened."""
+        base = MESSAGES.get(self.code, "The Lambda function invocation failed.")
+        return f"{base} {self.detail}" if self.detail else base
+
+
+def encoded_length(size: int) -> int:
+    """Length of the base64 text of `size` bytes."""
+    return 4 * ((size + 2) // 3)
+
+
+@dataclass(frozen=True)
+class EventShape:
+    """Builds one stream's events and knows their exact serialised size without building them."""
+
+    stream_arn: str
+    region: str
+    source_kinesis_stream_arn: str | None = None
+
+    @classmethod
+    def of(cls, context: ProcessingContext) -> EventShape:
+        return cls(context.stream_arn, context.region, context.source_kinesis_stream_arn)
+
+    def _envelope(self, invocation_id: str) -> dict[str, Any]:
+        event: dict[str, Any] = {
+            "invocationId": invocation_id,
+            "deliveryStreamArn": self.stream_arn,
+            "region": self.region,
+        }
+        if self.source_kinesis_stream_arn is not None:
+            event["sourceKinesisStreamArn"] = self.source_kinesis_stream_arn
+        event["records"] = []
+        return event
+
+    def envelope_size(self, invocation_id: str) -> int:
+        """Bytes of an event with no records (a uuid4 id always has the same length)."""
+        return len(orjson.dumps(self._envelope(invocation_id)))
+
+    def _entry(self, record_id: str, record: ProcessingRecord, data: str) -> dict[str, Any]:
+        entry: dict[str, Any] = {
+            "recordId": record_id,
+            "approximateArrivalTimestamp": record.arrival_ms,
+            "data": data,
+        }
+        if self.source_kinesis_stream_arn is not None and record.kinesis is not None:
+            kinesis = record.kinesis
+            entry["kinesisRecordMetadata"] = {
+                "shardId": kinesis.shard_id,
+                "partitionKey": kinesis.partition_key,
+                "approximateArrivalTimestamp": kinesis.approximate_arrival_ms,
+                "sequenceNumber": kinesis.sequence_number,
+                "subsequenceNumber": kinesis.sub_sequence_number,
+            }
+        return entry
+
+    def entry_size(self, record_id: str, record: ProcessingRecord) -> int:
+        """Bytes of the record's entry in an event: base64 text needs no JSON escaping."""
+        return len(orjson.dumps(self._entry(record_id, record, ""))) + encoded_length(
+            len(record.data)
+        )
+
+    def event(self, invocation_id: str, records: Sequence[tuple[str, ProcessingRecord]]) -> bytes:
+        """The serialised event; its length is envelope_size + entry sizes + commas."""
+        event = self._envelope(invocation_id)
+        event["records"] = [
+            self._entry(record_id, record, pybase64.b64encode(record.data).decode("ascii"))
+            for record_id, record in records
+        ]
+        return orjson.dumps(event)
+
+
+@dataclass(frozen=True)
+class Answer:
+    """What the response says of one record: delivered (Ok), dropped, or failed with a code."""
+
+    result: Literal["Ok", "Dropped", "Failed"]
+    data: bytes = b""
+    partition_keys: dict[str, str] | None = None
+    error_code: str = ""
+    error_message: str = ""
+
+
+def _failed(code: str, detail: str = "") -> Answer:
+    base = MESSAGES[code]
+    return Answer("Failed", error_code=code, error_message=f"{base} {detail}" if detail else base)
+
+
+def read_response(body: bytes, record_ids: Sequence[str]) -> list[Answer]:
+    """One Answer per id in `record_ids`, in order; InvokeError when the whole body is unusable.
+
+    The body must be a JSON object whose `records` is a list, else every record fails with
+    Lambda.JsonProcessingException. Then, record by record: an id answered by no entry fails
+    with Lambda.MissingRecordId; an id answered twice or more fails with
+    Lambda.DuplicatedRecordId; an entry with a bad `result`, an Ok without valid base64 `data`,
+    or `metadata.partitionKeys` that is not an object of strings fails its record with
+    Lambda.JsonProcessingException. Entries that name no id of the event (not an object, no
+    string `recordId`, an unknown id) cannot be pinned on a record and are ignored; the records
+    they should have answered then count as missing. Every other record goes through.
+    """
+    if len(body) > PAYLOAD_LIMIT:
+        raise InvokeError(
+            FUNCTION_ERROR,
+            f"The response is {len(body)} bytes, over Lambda's limit of {PAYLOAD_LIMIT}.",
+            retryable=True,
+        )
+    try:
+        parsed = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise InvokeError(JSON_PROCESSING, f"The response is not JSON: {exc}.") from None
+    if not isinstance(parsed, dict):
+        raise InvokeError(JSON_PROCESSING, "The response is not a JSON object.")
+    entries = parsed.get("records")
+    if not isinstance(entries, list):
+        raise InvokeError(JSON_PROCESSING, "The response has no list of records.")
+    wanted = set(record_ids)
+    found: dict[str, list[dict[str, Any]]] = {}
+    for entry in entries:
+        if isinstance(entry, dict):
+            record_id = entry.get("recordId")
+            if isinstance(record_id, str) and record_id in wanted:
+                found.setdefault(record_id, []).append(entry)
+    answers = []
+    for record_id in record_ids:
+        given = found.get(record_id)
+        if not given:
+            answers.append(_failed(MISSING_RECORD_ID))
+        elif len(given) > 1:
+            answers.append(_failed(DUPLICATED_RECORD_ID, f"{record_id} came {len(given)} times."))
+        else:
+            answers.append(_read_entry(given[0]))
+    return answers
+
+
+def _read_entry(entry: dict[str, Any]) -> Answer:
+    result = entry.get("result")
+    if result == "Dropped":
+        return Answer("Dropped")
+    if result == "ProcessingFailed":
+        return _failed(PROCESSING_FAILED)
+    if result != "Ok":
+        return _failed(
+            JSON_PROCESSING, f"result must be Ok, Dropped or ProcessingFailed: {result!r}."
+        )
+    data = entry.get("data")
+    if not isinstance(data, str):
+        return _failed(JSON_PROCESSING, "An Ok record needs data, a base64 string.")
+    try:
+        decoded = pybase64.b64decode(data, validate=True)
+    except (binascii.Error, ValueError):
+        return _failed(JSON_PROCESSING, "The record's data is not valid base64.")
+    metadata = entry.get("metadata")
+    keys = None
+    if metadata is not None:
+        keys = metadata.get("partitionKeys") if isinstance(metadata, dict) else metadata
+        if keys is not None and not (
+            isinstance(keys, dict) and all(isinstance(v, str) for v in keys.values())
+        ):
+            return _failed(JSON_PROCESSING, "metadata.partitionKeys must map names to strings.")
+    return Answer("Ok", data=decoded, partition_keys=keys or None)

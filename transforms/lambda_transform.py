@@ -1,0 +1,219 @@
+"""The `Lambda` processor: records through a transform function, with Firehose's contract.
+
+The records of one `process` call are cut into invocations (at most `BufferSizeInMBs` of record
+data and Lambda's 6 MB request), which run concurrently, at most `transform_workers` at once.
+An invocation that errs, times out or is throttled is tried again `NumberOfRetries` times with
+backoff; then all its records go to the error output with the last error's code. A response
+that breaks the contract fails only the records it breaks (see `read_response`) and is not
+retried: the same function would break it again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import uuid
+from typing import Protocol
+
+from firehose.batch import Record
+from firehose.destination import FailedRecord
+from firehose.processing_config import ProcessorConfig
+from firehose.retry import RetryPolicy
+from transforms.lambda_contract import (
+    PAYLOAD_LIMIT,
+    REQUEST_TOO_LARGE,
+    Answer,
+    EventShape,
+    InvokeError,
+    read_response,
+)
+from transforms.lambda_handler import FunctionInfo, is_lambda_arn
+from transforms.processor import ProcessingContext, ProcessingRecord, ProcessorOutput
+
+log = logging.getLogger(__name__)
+
+MIB = 1024 * 1024
+# How long to wait before attempt n+1: 0.5 s, doubling, at most 10 s (with jitter).
+DEFAULT_RETRY = RetryPolicy(initial_backoff_seconds=0.5, max_backoff_seconds=10.0)
+# Placeholder of the length every uuid4 invocation id has, to size events before building them.
+_ID_OF_UUID_LENGTH = str(uuid.UUID(int=0))
+
+
+class Invoker(Protocol):
+    """One way of running the function: the response body for an event, or InvokeError."""
+
+    async def invoke(self, payload: bytes, timeout: float) -> bytes: ...
+
+    async def close(self) -> None: ...
+
+
+def make_invoker(spec: str, context: ProcessingContext) -> Invoker:
+    """A real ARN goes through the Lambda API; a Python callable runs as `transform_mode` says."""
+    if is_lambda_arn(spec):
+        from transforms.lambda_invoke import AwsLambdaInvoker
+
+        return AwsLambdaInvoker(spec, timeout=context.transform_timeout_seconds)
+    info = FunctionInfo.of(spec, context.stream_arn, context.region, context.transform_memory_mib)
+    if context.transform_mode == "process":
+        from transforms.workers import WorkerPool
+
+        return WorkerPool(
+            spec,
+            info,
+            size=context.transform_workers,
+            memory_mib=context.transform_memory_mib,
+            start_timeout=context.transform_timeout_seconds,
+        )
+    from transforms.local_invoke import InlineInvoker, ThreadInvoker
+
+    if context.transform_mode == "thread":
+        return ThreadInvoker(spec, info)
+    if context.transform_mode == "inline":
+        return InlineInvoker(spec, info)
+    raise ValueError(f"transform mode must be process, thread or inline: {context.transform_mode}")
+
+
+class LambdaProcessor:
+    """Firehose's `Lambda` processor; `close()` stops its workers or closes its Lambda client."""
+
+    type = "Lambda"
+
+    def __init__(
+        self,
+        config: ProcessorConfig,
+        context: ProcessingContext,
+        *,
+        invoker: Invoker | None = None,
+        retry: RetryPolicy = DEFAULT_RETRY,
+    ) -> None:
+        values = config.values()
+        self.lambda_arn: str = values["LambdaArn"]
+        self.retries: int = values["NumberOfRetries"]
+        self.buffer_bytes = int(values["BufferSizeInMBs"] * MIB)
+        # When to call: the stream's concern (it decides when `process` runs), kept for it.
+        self.buffer_interval_seconds: int = values["BufferIntervalInSeconds"]
+        self._timeout = context.transform_timeout_seconds
+        self._shape = EventShape.of(context)
+        self._envelope = self._shape.envelope_size(_ID_OF_UUID_LENGTH)
+        self._invoker = invoker if invoker is not None else make_invoker(self.lambda_arn, context)
+        self._retry = retry
+        self._running = asyncio.Semaphore(max(1, context.transform_workers))
+
+    async def process(self, records: list[ProcessingRecord]) -> ProcessorOutput:
+        ids = [f"{r.seq:020d}{r.sub_seq:06d}{i:06d}" for i, r in enumerate(records)]
+        outcome: list[ProcessingRecord | FailedRecord | None] = [None] * len(records)
+        invocations: list[list[int]] = []
+        current: list[int] = []
+        data_bytes = size = 0
+        for i, record in enumerate(records):
+            entry = self._shape.entry_size(ids[i], record)
+            if self._envelope + entry > PAYLOAD_LIMIT:
+                error = InvokeError(
+                    REQUEST_TOO_LARGE, f"Its event would be {self._envelope + entry} bytes."
+                )
+                outcome[i] = self._failed(record, error.code, error.message, 0)
+                continue
+            if current and (
+                data_bytes + len(record.data) > self.buffer_bytes
+                or size + 1 + entry > PAYLOAD_LIMIT
+            ):
+                invocations.append(current)
+                current = []
+            if not current:
+                data_bytes, size = 0, self._envelope
+            else:
+                size += 1  # the comma between entries
+            current.append(i)
+            data_bytes += len(record.data)
+            size += entry
+        if current:
+            invocations.append(current)
+        await asyncio.gather(*(self._invoke(part, records, ids, outcome) for part in invocations))
+        output = ProcessorOutput()
+        for result in outcome:
+            if isinstance(result, FailedRecord):
+                output.failed.append(result)
+            elif result is not None:
+                output.records.append(result)
+        return output
+
+    async def _invoke(
+        self,
+        part: list[int],
+        records: list[ProcessingRecord],
+        ids: list[str],
+        outcome: list[ProcessingRecord | FailedRecord | None],
+    ) -> None:
+        """One invocation with its retries; fills `outcome` for its records."""
+        attempts = 0
+        while True:
+            attempts += 1
+            payload = self._shape.event(str(uuid.uuid4()), [(ids[i], records[i]) for i in part])
+            try:
+                async with self._running:
+                    body = await self._invoker.invoke(payload, self._timeout)
+                answers = read_response(body, [ids[i] for i in part])
+            except InvokeError as error:
+                if error.retryable and attempts <= self.retries:
+                    wait = self._retry.backoff(attempts) * random.uniform(0.5, 1.0)
+                    log.warning(
+                        "transform %s: attempt %d of %d failed (%s), again in %.1f s",
+                        self.lambda_arn,
+                        attempts,
+                        self.retries + 1,
+                        error,
+                        wait,
+                    )
+                    await asyncio.sleep(wait)
+                    continue
+                log.warning(
+                    "transform %s: %d records to the error output after %d attempts: %s",
+                    self.lambda_arn,
+                    len(part),
+                    attempts,
+                    error,
+                )
+                for i in part:
+                    outcome[i] = self._failed(records[i], error.code, error.message, attempts)
+                return
+            for i, answer in zip(part, answers, strict=True):
+                outcome[i] = self._outcome(records[i], answer, attempts)
+            return
+
+    def _outcome(
+        self, record: ProcessingRecord, answer: Answer, attempts: int
+    ) -> ProcessingRecord | FailedRecord | None:
+        if answer.result == "Dropped":
+            return None
+        if answer.result == "Failed":
+            return self._failed(record, answer.error_code, answer.error_message, attempts)
+        return ProcessingRecord(
+            seq=record.seq,
+            arrival_ms=record.arrival_ms,
+            data=answer.data,
+            sub_seq=record.sub_seq,
+            lambda_keys=answer.partition_keys,
+            query_keys=record.query_keys,
+            kinesis=record.kinesis,
+        )
+
+    def _failed(
+        self, record: ProcessingRecord, code: str, message: str, attempts: int
+    ) -> FailedRecord:
+        """The record as it came in (its original bytes) filed under processing-failed."""
+        return FailedRecord(
+            record=Record(record.seq, record.arrival_ms, record.data, record.sub_seq),
+            output_type="processing-failed",
+            error_code=code,
+            error_message=message,
+            details={"lambdaArn": self.lambda_arn, "attemptsMade": attempts},
+        )
+
+    async def close(self) -> None:
+        await self._invoker.close()
+
+
+def build(config: ProcessorConfig, context: ProcessingContext) -> LambdaProcessor:
+    """The registry's builder for `Type: Lambda`."""
+    return LambdaProcessor(config, context)
