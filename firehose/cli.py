@@ -93,7 +93,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     try:
         if args.command == "validate":
-            streams = load_configs(settings.config)
+            from firehose.service import CONFIG_CHECKS
+
+            streams = load_configs(settings.config, CONFIG_CHECKS)
             for stream in streams:
                 print(f"{stream.name}: ok")
             return 0

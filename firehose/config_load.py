@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import re
 import typing
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -340,8 +341,16 @@ def _file_problem(file: Path, allowed: str, number: int | None = None) -> Config
     return ConfigProblem(str(file), "", _MISSING, allowed, number)
 
 
-def load_configs(path: Path) -> list[DeliveryStreamConfig]:
-    """Every delivery stream defined under `path`; raises ConfigError naming every problem."""
+# A check a config must pass beyond its model (say, that a transform's callable imports): the
+# problems it finds, as (field path in API names, what is wrong).
+ConfigCheck = Callable[[DeliveryStreamConfig], list[tuple[str, str]]]
+
+
+def load_configs(path: Path, checks: Sequence[ConfigCheck] = ()) -> list[DeliveryStreamConfig]:
+    """Every delivery stream defined under `path`; raises ConfigError naming every problem.
+
+    `checks` run on each stream that validated; the caller supplies them, so the core does not
+    have to import what they check (transforms, say)."""
     if not path.exists():
         raise ConfigError([_file_problem(path, "does not exist")])
     try:
@@ -382,6 +391,13 @@ def load_configs(path: Path) -> list[DeliveryStreamConfig]:
                 stream = DeliveryStreamConfig.model_validate(document)
             except PydanticValidationError as exc:
                 problems.extend(_problems_from(str(file), document, exc, number))
+                continue
+            found = [problem for check in checks for problem in check(stream)]
+            if found:
+                problems += [
+                    ConfigProblem(str(file), field, _MISSING, message, number)
+                    for field, message in found
+                ]
                 continue
             if stream.name in defined_in:
                 key = _written(DeliveryStreamConfig, "DeliveryStreamName", document, False)

@@ -24,7 +24,7 @@ from destinations import (
 )
 from firehose.api import FirehoseApi
 from firehose.config import DeliveryStreamConfig
-from firehose.config_load import load_configs
+from firehose.config_load import ConfigCheck, load_configs
 from firehose.describe import stream_arn
 from firehose.errors import StartError
 from firehose.http_server import HttpLimits
@@ -32,13 +32,17 @@ from firehose.settings import Settings
 from firehose.source import Source
 from firehose.stream import DeliveryStream
 from transforms.processor import ProcessingContext
-from transforms.stage import build_stage
+from transforms.stage import build_stage, processing_problems
 
 log = logging.getLogger(__name__)
 # Beside data_dir/streams/; one process per data dir, checked before the port is opened.
 DATA_DIR_LOCK = "lock"
 # A second SIGTERM or SIGINT during shutdown exits at once with this code.
 FORCED_EXIT_CODE = 1
+
+
+# What configs must pass beyond their models, checked by `serve` and `validate` alike.
+CONFIG_CHECKS: list[ConfigCheck] = [processing_problems]
 
 
 class Service:
@@ -77,6 +81,10 @@ class Service:
             stream_name=config.name,
             stream_arn=stream_arn(config.name, region=self.region, account_id=self.account_id),
             region=self.region,
+            transform_mode=settings.transform_mode,
+            transform_workers=settings.transform_workers,
+            transform_timeout_seconds=settings.transform_timeout_seconds,
+            transform_memory_mib=settings.transform_memory_mib,
         )
         return DeliveryStream(
             config,
@@ -213,7 +221,7 @@ async def serve(settings: Settings) -> int:
     A second signal during shutdown exits at once with FORCED_EXIT_CODE; what was not delivered
     stays in the log and is delivered at the next start.
     """
-    service = Service(settings, load_configs(settings.config))
+    service = Service(settings, load_configs(settings.config, CONFIG_CHECKS))
     stopping = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):

@@ -214,3 +214,9 @@ def powertools(event: Event, context: Any) -> KinesisFirehoseDataTransformationR
 def powertools_asdict(event: Event, context: Any) -> dict[str, Any]:
     """The same, returning `.asdict()` as Powertools' own example does."""
     return powertools(event, context).asdict()
+
+
+def slow_fail_bad(event: Event, context: Any) -> dict[str, Any]:
+    """fail_bad, after a pause: a SIGKILL then lands while transforms run."""
+    time.sleep(0.3)
+    return fail_bad(event, context)

@@ -130,3 +130,93 @@ def test_cloudwatch_logs_to_lines_with_errors_and_source_backup(
 
     raw = b"".join(s3_server.get(bucket, key) for key in s3_server.list_keys(bucket, "raw/"))
     assert raw == b"".join(sent)  # every record as it came, before processing
+
+
+HANDLERS = Path(__file__).with_name("handlers.py")
+
+
+def lambda_stream(bucket: str, function: str, **extra: Any) -> dict[str, Any]:
+    return s3_stream(
+        "t",
+        bucket,
+        Prefix="out/",
+        ErrorOutputPrefix="errors/!{firehose:error-output-type}/",
+        BufferingHints={"SizeInMBs": 1, "IntervalInSeconds": 0},
+        ProcessingConfiguration=processors(
+            ("Lambda", {"LambdaArn": f"{HANDLERS}:{function}", "NumberOfRetries": "1"})
+        ),
+        **extra,
+    )
+
+
+def test_validate_names_a_transform_that_cannot_be_imported(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    import yaml
+
+    config = tmp_path / "t.yaml"
+    config.write_text(yaml.safe_dump(lambda_stream("b", "no_such_function")))
+    result = subprocess.run(
+        [sys.executable, "-m", "firehose.cli", "validate", "--config", str(config)],
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 1
+    assert (
+        f"{config}: ExtendedS3DestinationConfiguration.ProcessingConfiguration.Processors[0]"
+        ".Parameters.LambdaArn:" in result.stderr
+    )
+    assert "no_such_function" in result.stderr
+
+
+def test_sigkill_while_transforms_run_loses_nothing(
+    seaweedfs: S3Server, tmp_path: Path, services: list[ServiceProcess]
+) -> None:
+    """Records go through a transform in worker processes; the service is killed with SIGKILL
+    mid-way and started again: every acknowledged record is delivered or, for the ones the
+    function fails, in the error prefix."""
+    import time
+
+    bucket = "killed"
+    seaweedfs.create_bucket(bucket)
+    stream = lambda_stream(bucket, "slow_fail_bad")
+    service = ServiceProcess(tmp_path / "svc", [stream], env=seaweedfs.env())
+    services.append(service)
+    service.start()
+    client = service.client()
+    acknowledged: list[bytes] = []
+    for batch in range(20):
+        records = [f"{'bad ' if i % 50 == 0 else ''}r{batch}-{i}\n".encode() for i in range(200)]
+        answer = client.put_record_batch(
+            DeliveryStreamName="t", Records=[{"Data": r} for r in records]
+        )
+        acknowledged += [
+            r for r, entry in zip(records, answer["RequestResponses"], strict=True)
+            if "RecordId" in entry
+        ]  # fmt: skip
+        if batch == 10:
+            time.sleep(0.1)  # the transform of the last batches is under way
+            service.kill()
+            service.start()
+            client = service.client()
+    assert service.terminate() == 0
+
+    delivered = set(
+        b"".join(
+            seaweedfs.get(bucket, key) for key in seaweedfs.list_keys(bucket, "out/")
+        ).splitlines(keepends=True)
+    )
+    errors = [
+        json.loads(line)
+        for key in seaweedfs.list_keys(bucket, "errors/processing-failed/")
+        for line in seaweedfs.get(bucket, key).splitlines()
+    ]
+    failed = {base64.b64decode(error["rawData"]) for error in errors}
+    assert all(error["errorCode"] == "Lambda.ProcessingFailed" for error in errors)
+    assert len(acknowledged) == 4000
+    for record in acknowledged:
+        if record.startswith(b"bad "):
+            assert record in failed
+        else:
+            assert record in delivered, record

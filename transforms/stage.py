@@ -5,8 +5,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from firehose.batch import PartitionKey, RecordRun
+from firehose.config import DeliveryStreamConfig
 from firehose.processing_config import ProcessingConfiguration
 from firehose.stage import StageOutput
+from transforms.lambda_handler import check_handler
 from transforms.processor import ProcessingContext, ProcessingRecord, Processor
 from transforms.registry import ORDER, PROCESSORS
 
@@ -78,3 +80,22 @@ def build_stage(
     return ProcessingStage(
         [PROCESSORS[kind](by_type[kind], context) for kind in ORDER if kind in by_type]
     )
+
+
+def processing_problems(config: DeliveryStreamConfig) -> list[tuple[str, str]]:
+    """What a stream's processors need beyond their parameters' form: a transform callable
+    that imports. (field path, problem) pairs for the config loader."""
+    processing = config.destination.processing_configuration
+    if processing is None:
+        return []
+    problems = []
+    for index, processor in enumerate(processing.active):
+        if processor.type == "Lambda":
+            problem = check_handler(processor.values()["LambdaArn"])
+            if problem is not None:
+                field = (
+                    f"{config.destination.section}.ProcessingConfiguration.Processors[{index}]"
+                    ".Parameters.LambdaArn"
+                )
+                problems.append((field, problem))
+    return problems
