@@ -86,6 +86,14 @@ class Streams(Protocol):
 Handler = Callable[["FirehoseApi", dict[str, Any]], Awaitable[dict[str, Any] | bytes]]
 
 
+def _body_received(request: web.Request) -> bool:
+    """Whether the whole body is already buffered (the common case for bodies of a few
+    hundred KiB on a fast link)."""
+    length = request.content_length
+    content = request.content
+    return length is not None and content.is_eof() and content.total_bytes >= length
+
+
 def _too_large(operation: str) -> InvalidArgumentError:
     return InvalidArgumentError(
         "Records size exceeds 4 MB limit"
@@ -193,6 +201,10 @@ class FirehoseApi:
         self.limits = limits or HttpLimits()
         self.body_memory = BodyMemory(self.limits.max_request_memory)
         self._id_prefix = os.urandom(6).hex()
+        base = uuid.uuid4()
+        self._request_head = str(base)[:23]  # 8-4-4-4 of a random uuid4
+        self._request_base = int(str(base)[24:], 16)
+        self._requests = 0
 
     # -- plumbing -------------------------------------------------------------------------
 
@@ -225,8 +237,15 @@ class FirehoseApi:
             dumps=lambda value: orjson.dumps(value).decode(),
         )
 
+    def _request_id(self) -> str:
+        """A uuid-shaped request id, unique per instance: a random base and a counter are 5x
+        cheaper than uuid4() per request."""
+        self._requests += 1
+        tail = f"{self._request_base + self._requests:012x}"[-12:]
+        return f"{self._request_head}-{tail}"
+
     async def handle(self, request: web.Request) -> web.Response:
-        request_id = str(uuid.uuid4())
+        request_id = self._request_id()
         target = request.headers.get("X-Amz-Target", "")
         operation = target.removeprefix(TARGET_PREFIX) if target.startswith(TARGET_PREFIX) else ""
         try:
@@ -269,8 +288,11 @@ class FirehoseApi:
     async def _read_json(self, request: web.Request, operation: str) -> dict[str, Any]:
         """The body as a JSON object; a body slower than the body timeout is refused."""
         try:
-            async with asyncio.timeout(self.limits.body_timeout):
-                raw = await request.read()
+            if _body_received(request):
+                raw = await request.read()  # nothing left to wait for: no timer needed
+            else:
+                async with asyncio.timeout(self.limits.body_timeout):
+                    raw = await request.read()
         except web.HTTPRequestEntityTooLarge:
             raise _too_large(operation) from None
         except TimeoutError:

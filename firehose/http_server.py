@@ -54,6 +54,7 @@ class BodyMemory:
         self.capacity = capacity
         self.wait = wait
         self.held = 0
+        self._waiting = 0
         self._freed = asyncio.Condition()
 
     @contextlib.asynccontextmanager
@@ -67,10 +68,12 @@ class BodyMemory:
             yield
         finally:
             self.held -= size
-            async with self._freed:
-                self._freed.notify_all()
+            if self._waiting:  # waking nobody costs a lock round trip per request
+                async with self._freed:
+                    self._freed.notify_all()
 
     async def _wait_for_room(self, size: int) -> None:
+        self._waiting += 1
         try:
             async with asyncio.timeout(self.wait), self._freed:
                 await self._freed.wait_for(lambda: self.held + size <= self.capacity)
@@ -78,6 +81,8 @@ class BodyMemory:
             raise ServiceUnavailableError(
                 "Too many request bytes in flight; retry shortly."
             ) from None
+        finally:
+            self._waiting -= 1
 
 
 def body_reservation(request: web.Request) -> int:
