@@ -17,7 +17,7 @@ import pytest
 from firehose.destination import FailedRecord
 from firehose.processing_config import ProcessorConfig
 from tests.lambda_helpers import KINESIS_ARN, STREAM_ARN, context, processor, records
-from transforms.lambda_contract import PAYLOAD_LIMIT, EventShape
+from transforms.lambda_contract import PAYLOAD_LIMIT, EventShape, PayloadInvoker
 from transforms.lambda_handler import check_handler
 from transforms.lambda_transform import LambdaProcessor
 from transforms.processor import ProcessorOutput
@@ -296,7 +296,7 @@ async def test_the_event_and_context_the_function_sees(kinesis: bool) -> None:
     assert uuid.UUID(ctx["aws_request_id"])
 
 
-class Recording:
+class Recording(PayloadInvoker):
     """An invoker that answers as identity and keeps each event it was sent."""
 
     def __init__(self) -> None:

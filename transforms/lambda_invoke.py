@@ -31,6 +31,7 @@ from transforms.lambda_contract import (
     REQUEST_TOO_LARGE,
     RESOURCE_NOT_FOUND,
     InvokeError,
+    PayloadInvoker,
 )
 
 # Lambda's error types that mean the caller may not invoke: not worth a retry.
@@ -48,7 +49,7 @@ def lambda_endpoint() -> str | None:
     return os.environ.get("AWS_ENDPOINT_URL_LAMBDA") or os.environ.get("AWS_ENDPOINT_URL") or None
 
 
-class AwsLambdaInvoker:
+class AwsLambdaInvoker(PayloadInvoker):
     """Invokes one function ARN; one client per (region, endpoint), built at first use."""
 
     def __init__(self, arn: str, *, timeout: float) -> None:

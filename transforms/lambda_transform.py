@@ -26,7 +26,6 @@ from transforms.lambda_contract import (
     Answer,
     EventShape,
     InvokeError,
-    read_response,
 )
 from transforms.lambda_handler import FunctionInfo, is_lambda_arn
 from transforms.processor import ProcessingContext, ProcessingRecord, ProcessorOutput
@@ -34,6 +33,8 @@ from transforms.processor import ProcessingContext, ProcessingRecord, ProcessorO
 log = logging.getLogger(__name__)
 
 MIB = 1024 * 1024
+# Records handled between two yields to the event loop, so requests keep being answered.
+YIELD_EVERY = 2048
 # How long to wait before attempt n+1: 0.5 s, doubling, at most 10 s (with jitter).
 DEFAULT_RETRY = RetryPolicy(initial_backoff_seconds=0.5, max_backoff_seconds=10.0)
 # Placeholder of the length every uuid4 invocation id has, to size events before building them.
@@ -41,9 +42,18 @@ _ID_OF_UUID_LENGTH = str(uuid.UUID(int=0))
 
 
 class Invoker(Protocol):
-    """One way of running the function: the response body for an event, or InvokeError."""
+    """One way of running the function: the response body for an event, or InvokeError;
+    `invoke_records` builds the event and reads the answer too (where the function runs)."""
 
     async def invoke(self, payload: bytes, timeout: float) -> bytes: ...
+
+    async def invoke_records(
+        self,
+        shape: EventShape,
+        invocation_id: str,
+        items: list[tuple[str, ProcessingRecord]],
+        timeout: float,
+    ) -> list[Answer]: ...
 
     async def close(self) -> None: ...
 
@@ -107,6 +117,8 @@ class LambdaProcessor:
         current: list[int] = []
         data_bytes = size = 0
         for i, record in enumerate(records):
+            if i % YIELD_EVERY == YIELD_EVERY - 1:
+                await asyncio.sleep(0)  # a large read must not hold the API's loop
             entry = self._shape.entry_size(ids[i], record)
             if self._envelope + entry > PAYLOAD_LIMIT:
                 error = InvokeError(
@@ -149,11 +161,12 @@ class LambdaProcessor:
         attempts = 0
         while True:
             attempts += 1
-            payload = self._shape.event(str(uuid.uuid4()), [(ids[i], records[i]) for i in part])
+            items = [(ids[i], records[i]) for i in part]
             try:
                 async with self._running:
-                    body = await self._invoker.invoke(payload, self._timeout)
-                answers = read_response(body, [ids[i] for i in part])
+                    answers = await self._invoker.invoke_records(
+                        self._shape, str(uuid.uuid4()), items, self._timeout
+                    )
             except InvokeError as error:
                 if error.retryable and attempts <= self.retries:
                     wait = self._retry.backoff(attempts) * random.uniform(0.5, 1.0)

@@ -20,6 +20,7 @@ from transforms.lambda_contract import (
     FUNCTION_TIMED_OUT,
     RESOURCE_NOT_FOUND,
     InvokeError,
+    PayloadInvoker,
 )
 from transforms.lambda_handler import (
     FunctionInfo,
@@ -52,7 +53,7 @@ class _LazyHandler:
             return self._handler
 
 
-class ThreadInvoker:
+class ThreadInvoker(PayloadInvoker):
     """Each call on a daemon thread of its own, so an abandoned call holds no pool slot and
     never delays the service's exit."""
 
@@ -105,7 +106,7 @@ class ThreadInvoker:
         """Nothing to stop: abandoned threads are daemons."""
 
 
-class InlineInvoker:
+class InlineInvoker(PayloadInvoker):
     """The function called on the delivery loop itself: for cheap functions only. An async
     function's timeout is enforced; a synchronous one runs to its end."""
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 
 from firehose.batch import PartitionKey, RecordRun
@@ -12,6 +13,9 @@ from transforms.lambda_handler import check_handler
 from transforms.processor import ProcessingContext, ProcessingRecord, Processor
 from transforms.registry import ORDER, PROCESSORS
 
+# Records converted between two yields to the event loop.
+YIELD_EVERY = 4096
+
 
 class ProcessingStage:
     """Runs processors one after the other over the records of a read, then hands the records
@@ -21,16 +25,20 @@ class ProcessingStage:
         self.processors = list(processors)
 
     async def process(self, runs: list[RecordRun]) -> StageOutput:
-        records = [
-            ProcessingRecord(record.seq, record.arrival_ms, record.data, record.sub_seq)
-            for run in runs
-            for record in run.records()
-        ]
+        records: list[ProcessingRecord] = []
+        for run in runs:
+            records += [
+                ProcessingRecord(record.seq, record.arrival_ms, record.data, record.sub_seq)
+                for record in run.records()
+            ]
+            if len(records) % YIELD_EVERY < len(run.lengths):
+                await asyncio.sleep(0)  # a 16 MiB read must not hold the API's loop
         output = StageOutput()
         for processor in self.processors:
             result = await processor.process(records)
             records = result.records
             output.failed.extend(result.failed)
+            await asyncio.sleep(0)
         output.routed = _runs(records)
         return output
 

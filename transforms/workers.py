@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import signal
 import threading
 from collections.abc import Callable
@@ -23,9 +24,12 @@ from transforms.lambda_contract import (
     FUNCTION_ERROR,
     FUNCTION_TIMED_OUT,
     RESOURCE_NOT_FOUND,
+    Answer,
+    EventShape,
     InvokeError,
 )
 from transforms.lambda_handler import FunctionInfo
+from transforms.processor import ProcessingRecord
 
 _T = TypeVar("_T")
 _SPAWN: Any = __import__("multiprocessing").get_context("spawn")
@@ -37,6 +41,7 @@ def _worker_main(conn: Connection, spec: str, info: FunctionInfo, memory_mib: in
     import asyncio
     import resource
 
+    from transforms.lambda_contract import InvokeError, answer_event
     from transforms.lambda_handler import (
         HandlerError,
         HandlerNotFound,
@@ -63,15 +68,24 @@ def _worker_main(conn: Connection, spec: str, info: FunctionInfo, memory_mib: in
             return
         if request is None:
             return
-        payload, timeout = request
+        *job, timeout = request
+        context = LambdaContext(info, timeout)
+
+        def call(payload: bytes, context: LambdaContext = context) -> bytes:
+            return call_handler(handler, payload, context, loop)
+
         try:
-            body = call_handler(handler, payload, LambdaContext(info, timeout), loop)
+            if len(job) == 1:  # a payload: answer the body
+                conn.send(("ok", call(job[0])))
+            else:  # records: build the event and read the answer here, off the service
+                shape, invocation_id, items = job
+                conn.send(("answers", answer_event(shape, invocation_id, items, call)))
         except HandlerError as exc:
             conn.send(("error", str(exc)))
+        except InvokeError as exc:
+            conn.send(("invoke-error", (exc.code, exc.detail, exc.retryable)))
         except MemoryError:
             conn.send(("error", f"MemoryError: over the worker's {memory_mib} MiB"))
-        else:
-            conn.send(("ok", body))
 
 
 def _in_thread(function: Callable[..., _T], *args: Any) -> asyncio.Future[_T]:
@@ -100,15 +114,20 @@ def _in_thread(function: Callable[..., _T], *args: Any) -> asyncio.Future[_T]:
     return future
 
 
+def _with_bytes(record: ProcessingRecord) -> ProcessingRecord:
+    """A copy whose data pickles (a memoryview does not)."""
+    return dataclasses.replace(record, data=bytes(record.data))
+
+
 @dataclass(eq=False)
 class _Worker:
     process: SpawnProcess
     conn: Connection
 
-    def call(self, payload: bytes, timeout: float) -> tuple[str, Any]:
+    def call(self, request: tuple[Any, ...]) -> tuple[str, Any]:
         """Send one call and wait for its answer ("crashed" when the worker died)."""
         try:
-            self.conn.send((payload, timeout))
+            self.conn.send(request)
             kind, value = self.conn.recv()
         except (EOFError, OSError):
             return "crashed", self.exit_reason()
@@ -184,6 +203,26 @@ class WorkerPool:
 
     async def invoke(self, payload: bytes, timeout: float) -> bytes:
         """The response body, or InvokeError: timed out and crashed workers are replaced."""
+        body: bytes = await self._call((payload, timeout), timeout)
+        return body
+
+    async def invoke_records(
+        self,
+        shape: EventShape,
+        invocation_id: str,
+        items: list[tuple[str, ProcessingRecord]],
+        timeout: float,
+    ) -> list[Answer]:
+        """The answers for `items`: the worker builds the event and reads the response, so
+        the service's loop only hands over bytes."""
+        sendable = [
+            (record_id, record if isinstance(record.data, bytes) else _with_bytes(record))
+            for record_id, record in items
+        ]
+        answers: list[Answer] = await self._call((shape, invocation_id, sendable, timeout), timeout)
+        return answers
+
+    async def _call(self, request: tuple[Any, ...], timeout: float) -> Any:
         worker = await self._slots.get()
         call: asyncio.Future[tuple[str, Any]] | None = None
         keep = False  # the worker answered and may take the next call
@@ -194,7 +233,7 @@ class WorkerPool:
                 worker = None
                 worker = await _in_thread(self._start)
                 self._all.add(worker)
-            call = _in_thread(worker.call, payload, timeout)
+            call = _in_thread(worker.call, request)
             try:
                 kind, value = await asyncio.wait_for(asyncio.shield(call), timeout)
             except TimeoutError:
@@ -202,9 +241,11 @@ class WorkerPool:
                     FUNCTION_TIMED_OUT, f"No answer after {timeout:g} s.", retryable=True
                 ) from None
             keep = kind != "crashed"
-            if kind == "ok":
-                assert isinstance(value, bytes)
+            if kind in ("ok", "answers"):
                 return value
+            if kind == "invoke-error":
+                code, detail, retryable = value
+                raise InvokeError(code, detail, retryable=retryable)
             raise InvokeError(FUNCTION_ERROR, f"{value}.", retryable=True)
         finally:
             if worker is not None and not keep:
