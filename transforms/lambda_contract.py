@@ -9,13 +9,12 @@ from __future__ import annotations
 import binascii
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal, NamedTuple
 
 import orjson
 import pybase64
 
-if TYPE_CHECKING:
-    from transforms.processor import ProcessingContext, ProcessingRecord
+from transforms.processor import KinesisRecordMetadata, ProcessingContext, ProcessingRecord
 
 # Lambda's synchronous invocation limit, for the request and for the response alike.
 PAYLOAD_LIMIT = 6 * 1024 * 1024
@@ -136,15 +135,35 @@ class EventShape:
         return orjson.dumps(event)
 
 
-@dataclass(frozen=True)
-class Answer:
-    """What the response says of one record: delivered (Ok), dropped, or failed with a code."""
+class Answer(NamedTuple):
+    """What the response says of one record: delivered (Ok), dropped, or failed with a code.
+
+    A named tuple: workers send thousands of them back per invocation, and tuples pickle fast.
+    """
 
     result: Literal["Ok", "Dropped", "Failed"]
     data: bytes = b""
     partition_keys: dict[str, str] | None = None
     error_code: str = ""
     error_message: str = ""
+
+
+# What a worker is sent per record: (record id, arrival ms, data, Kinesis metadata).
+WireRecord = tuple[str, int, bytes, KinesisRecordMetadata | None]
+
+
+def answer_wire_event(
+    shape: EventShape,
+    invocation_id: str,
+    wire: Sequence[WireRecord],
+    call: Callable[[bytes], bytes],
+) -> list[Answer]:
+    """`answer_event` for records as sent to a worker process."""
+    items = [
+        (record_id, ProcessingRecord(0, arrival_ms, data, kinesis=kinesis))
+        for record_id, arrival_ms, data, kinesis in wire
+    ]
+    return answer_event(shape, invocation_id, items, call)
 
 
 def answer_event(

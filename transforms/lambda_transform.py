@@ -111,7 +111,8 @@ class LambdaProcessor:
         self._running = asyncio.Semaphore(max(1, context.transform_workers))
 
     async def process(self, records: list[ProcessingRecord]) -> ProcessorOutput:
-        ids = [f"{r.seq:020d}{r.sub_seq:06d}{i:06d}" for i, r in enumerate(records)]
+        # Record ids are opaque to the function and unique within an event: the position.
+        ids = list(map(str, range(len(records))))
         outcome: list[ProcessingRecord | FailedRecord | None] = [None] * len(records)
         invocations: list[list[int]] = []
         current: list[int] = []

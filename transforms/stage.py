@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
+from itertools import accumulate, repeat
 
 from firehose.batch import PartitionKey, RecordRun
 from firehose.config import DeliveryStreamConfig
@@ -27,10 +28,7 @@ class ProcessingStage:
     async def process(self, runs: list[RecordRun]) -> StageOutput:
         records: list[ProcessingRecord] = []
         for run in runs:
-            records += [
-                ProcessingRecord(record.seq, record.arrival_ms, record.data, record.sub_seq)
-                for record in run.records()
-            ]
+            records += _records_of(run)
             if len(records) % YIELD_EVERY < len(run.lengths):
                 await asyncio.sleep(0)  # a 16 MiB read must not hold the API's loop
         output = StageOutput()
@@ -45,6 +43,18 @@ class ProcessingStage:
     async def close(self) -> None:
         for processor in self.processors:
             await processor.close()
+
+
+def _records_of(run: RecordRun) -> list[ProcessingRecord]:
+    """A run's records as the processors take them (slices of the run's bytes, no copy)."""
+    data, arrival = run.data, run.arrival_ms
+    ends = list(accumulate(run.lengths, initial=0))
+    seqs = run.seqs or range(run.first_seq, run.first_seq + len(run.lengths))
+    sub_seqs = run.sub_seqs or repeat(0)
+    return [
+        ProcessingRecord(seq, arrival, data[start:end], sub_seq)
+        for seq, sub_seq, start, end in zip(seqs, sub_seqs, ends, ends[1:], strict=False)
+    ]
 
 
 def _runs(records: list[ProcessingRecord]) -> list[tuple[PartitionKey, RecordRun]]:

@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 import signal
 import threading
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from multiprocessing.context import SpawnProcess
@@ -27,6 +27,7 @@ from transforms.lambda_contract import (
     Answer,
     EventShape,
     InvokeError,
+    WireRecord,
 )
 from transforms.lambda_handler import FunctionInfo
 from transforms.processor import ProcessingRecord
@@ -41,7 +42,7 @@ def _worker_main(conn: Connection, spec: str, info: FunctionInfo, memory_mib: in
     import asyncio
     import resource
 
-    from transforms.lambda_contract import InvokeError, answer_event
+    from transforms.lambda_contract import InvokeError, answer_wire_event
     from transforms.lambda_handler import (
         HandlerError,
         HandlerNotFound,
@@ -78,8 +79,8 @@ def _worker_main(conn: Connection, spec: str, info: FunctionInfo, memory_mib: in
             if len(job) == 1:  # a payload: answer the body
                 conn.send(("ok", call(job[0])))
             else:  # records: build the event and read the answer here, off the service
-                shape, invocation_id, items = job
-                conn.send(("answers", answer_event(shape, invocation_id, items, call)))
+                shape, invocation_id, wire = job
+                conn.send(("answers", answer_wire_event(shape, invocation_id, wire, call)))
         except HandlerError as exc:
             conn.send(("error", str(exc)))
         except InvokeError as exc:
@@ -112,11 +113,6 @@ def _in_thread(function: Callable[..., _T], *args: Any) -> asyncio.Future[_T]:
 
     threading.Thread(target=run, name="transform-pipe", daemon=True).start()
     return future
-
-
-def _with_bytes(record: ProcessingRecord) -> ProcessingRecord:
-    """A copy whose data pickles (a memoryview does not)."""
-    return dataclasses.replace(record, data=bytes(record.data))
 
 
 @dataclass(eq=False)
@@ -171,6 +167,9 @@ class WorkerPool:
             self._slots.put_nowait(None)
         self._all: set[_Worker] = set()
         self._closed = False
+        # One thread per worker waits on its pipe: started once, not per call. A call that
+        # hangs ends when its worker is killed (the pipe closes), so these never block exit.
+        self._pipes = ThreadPoolExecutor(max_workers=size, thread_name_prefix="transform-pipe")
 
     def _start(self) -> _Worker:
         ours, theirs = _SPAWN.Pipe()
@@ -215,11 +214,11 @@ class WorkerPool:
     ) -> list[Answer]:
         """The answers for `items`: the worker builds the event and reads the response, so
         the service's loop only hands over bytes."""
-        sendable = [
-            (record_id, record if isinstance(record.data, bytes) else _with_bytes(record))
+        wire: list[WireRecord] = [
+            (record_id, record.arrival_ms, bytes(record.data), record.kinesis)
             for record_id, record in items
         ]
-        answers: list[Answer] = await self._call((shape, invocation_id, sendable, timeout), timeout)
+        answers: list[Answer] = await self._call((shape, invocation_id, wire, timeout), timeout)
         return answers
 
     async def _call(self, request: tuple[Any, ...], timeout: float) -> Any:
@@ -233,7 +232,7 @@ class WorkerPool:
                 worker = None
                 worker = await _in_thread(self._start)
                 self._all.add(worker)
-            call = _in_thread(worker.call, request)
+            call = asyncio.get_running_loop().run_in_executor(self._pipes, worker.call, request)
             try:
                 kind, value = await asyncio.wait_for(asyncio.shield(call), timeout)
             except TimeoutError:
@@ -278,3 +277,4 @@ class WorkerPool:
             worker.kill()
 
         await asyncio.gather(*(_in_thread(stop, w) for w in workers))
+        self._pipes.shutdown(wait=False)
