@@ -42,7 +42,7 @@ def _row(name: str, figures: ServiceFigures, buffer_mib: int) -> dict[str, float
         "MiB/s": load.data_bytes / MIB / load.seconds,
         "p99 ms": percentile(load.latencies_ms, 0.99),
         "peak RSS MiB": figures.max_rss_mib,
-        "RSS / buffer": figures.max_rss_mib / buffer_mib,
+        "growth / buffer": (figures.max_rss_mib - figures.rss_start_mib) / buffer_mib,
         "CPU s": figures.cpu_total_s,
         "landed ok": float(figures.landed.records == load.records),
     }

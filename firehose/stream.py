@@ -35,6 +35,9 @@ __all__ = ["STALL_SECONDS", "DeliveryState", "DeliveryStream", "SourceBackup"]
 log = logging.getLogger(__name__)
 
 READ_BYTES = 16 * 1024 * 1024
+# With processing, records are copied on their way through the stage: smaller reads keep the
+# copies of one read small next to the buffers.
+STAGE_READ_BYTES = 4 * 1024 * 1024
 
 
 def log_directory(data_dir: Path, stream_name: str) -> Path:
@@ -83,6 +86,7 @@ class DeliveryStream:
         self.name = config.name
         self.destination = destination
         self.stage: Stage = stage or PassThrough()
+        self._read_bytes = READ_BYTES if stage is None else STAGE_READ_BYTES
         self.wal = WriteAheadLog(log_directory(data_dir, config.name), segment_bytes=segment_bytes)
         self.max_undelivered_bytes = max_undelivered_bytes
         section = config.destination
@@ -273,7 +277,7 @@ class DeliveryStream:
             self._wakeup.clear()
             # Reads of up to a whole buffer: a read's frames pin its buffer, so smaller reads
             # would not lower the peak much, and larger ones are fewer round trips.
-            frames = await reader.read(READ_BYTES)
+            frames = await reader.read(self._read_bytes)
             runs: list[RecordRun] = []
             for frame in frames:
                 run = run_from_frame(frame, after_seq)
