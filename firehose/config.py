@@ -51,6 +51,8 @@ UNSUPPORTED_SOURCES = (
     "MSKSourceConfiguration",
     "DatabaseSourceConfiguration",
 )
+# Keys whose values are secrets: config problems never echo them.
+SECRET_KEYS = frozenset({"HECToken", "hec_token"})
 # The snake_case form takes a CompressionFormat in any letter case.
 _CODECS_BY_LOWER = {name.lower(): name for name in CODECS}
 # Friendly keys that are not an alias of one field: key -> the API name of the field it fills.
