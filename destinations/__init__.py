@@ -14,11 +14,13 @@ from dataclasses import dataclass, field
 from destinations.error_output import S3ErrorOutput
 from destinations.objectstore import ObjectStore, SharedObjectStores
 from destinations.s3 import S3Destination
+from destinations.splunk import SplunkDestination
 from firehose.config import (
     DeliveryStreamConfig,
     DestinationSection,
     ExtendedS3Destination,
     S3Configuration,
+    SplunkConfiguration,
 )
 from firehose.destination import Destination, SourceBackup
 from firehose.settings import Settings
@@ -50,8 +52,15 @@ def _s3(config: DeliveryStreamConfig, context: DestinationContext) -> Destinatio
     )
 
 
+def _splunk(config: DeliveryStreamConfig, context: DestinationContext) -> Destination:
+    section = config.destination
+    assert isinstance(section, SplunkConfiguration)
+    return SplunkDestination(config.name, section)
+
+
 REGISTRY: dict[type[DestinationSection], Builder] = {
     ExtendedS3Destination: _s3,
+    SplunkConfiguration: _splunk,
 }
 
 

@@ -21,6 +21,7 @@ from pydantic_core import ErrorDetails
 
 from firehose.choices import NotOneOf, closest
 from firehose.config import (
+    SECRET_KEYS,
     DeliveryStreamConfig,
     FieldProblems,
     field_spellings,
@@ -54,6 +55,8 @@ class ConfigProblem:
             where = f"{where}: {self.field}"
         if self.value is _MISSING or isinstance(self.value, dict | list):
             return f"{where}: {self.allowed}"
+        if self.field.rsplit(".", 1)[-1] in SECRET_KEYS:  # a token is never echoed back
+            return f"{where}: got a value that is not allowed, {self.allowed}"
         return f"{where}: got {_shown(self.value)}, {self.allowed}"
 
 

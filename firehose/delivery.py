@@ -173,7 +173,9 @@ class Output:
     async def _attempt_delivery(
         self, batch: Batch
     ) -> tuple[list[FailedRecord], DeliveryError | None]:
-        stall_after = self.stall_seconds + batch.size_bytes / (4 * 1024 * 1024)
+        # A destination whose protocol waits on purpose (Splunk's indexer acks) says how long.
+        allowance = getattr(self.destination, "expected_wait_seconds", 0.0)
+        stall_after = self.stall_seconds + allowance + batch.size_bytes / (4 * 1024 * 1024)
         self._attempt = _Attempt(time.monotonic(), stall_after)
         counters = self.destination.counters
         try:

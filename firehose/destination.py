@@ -82,6 +82,8 @@ class Destination(Protocol):
       one retry layer (clients' own retries are turned off). Buffering hints, retry policy and
       description come from the destination's config section (`DestinationSection`).
     - `deliver` is never called concurrently for one stream, and is not called after `close`.
+    - A destination whose attempts wait on purpose (an acknowledgement that may take minutes)
+      may set `expected_wait_seconds`, so /health does not call such an attempt stalled.
     """
 
     kind: str  # the Firehose metric name part: "S3", "HttpEndpoint", …
