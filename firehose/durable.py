@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import os
 import uuid
 from pathlib import Path
@@ -44,3 +45,15 @@ def _make_folders(folder: Path) -> list[Path]:
     for new in reversed(missing):
         new.mkdir(exist_ok=True)
     return [new.parent for new in missing]
+
+
+def lock_exclusively(path: Path) -> int | None:
+    """Hold an exclusive flock on `path` (created if missing) for as long as the returned fd is
+    open; None when another process holds it. Raises OSError when the file cannot be opened."""
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        os.close(fd)
+        return None
+    return fd

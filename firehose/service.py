@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import fcntl
 import gc
 import logging
 import os
@@ -26,6 +25,7 @@ from firehose.api import FirehoseApi
 from firehose.config import DeliveryStreamConfig
 from firehose.config_load import ConfigCheck, load_configs
 from firehose.describe import stream_arn
+from firehose.durable import lock_exclusively
 from firehose.errors import StartError
 from firehose.http_server import HttpLimits
 from firehose.settings import Settings
@@ -124,17 +124,14 @@ class Service:
             data_dir.mkdir(parents=True, exist_ok=True)
             with tempfile.TemporaryFile(dir=data_dir, prefix=".write-check-"):
                 pass
-            fd = os.open(data_dir / DATA_DIR_LOCK, os.O_RDWR | os.O_CREAT, 0o644)
+            fd = lock_exclusively(data_dir / DATA_DIR_LOCK)
         except OSError as exc:
             raise StartError(f"data dir {data_dir} is not writable: {_reason(exc)}") from None
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            os.close(fd)
+        if fd is None:
             raise StartError(
                 f"{data_dir} is in use by another firehose process: "
                 "give each instance its own --data-dir"
-            ) from None
+            )
         self._lock_fd = fd
 
     async def _listen(self) -> None:

@@ -15,7 +15,6 @@ its log, and never loses records silently.
 from __future__ import annotations
 
 import asyncio
-import fcntl
 import hashlib
 import logging
 import os
@@ -26,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from firehose.durable import fsync_directory, replace_durably
+from firehose.durable import fsync_directory, lock_exclusively, replace_durably
 from firehose.errors import WalError
 from firehose.frames import (
     HEADER_SIZE,
@@ -392,15 +391,12 @@ class WriteAheadLog:
 
     def _lock(self) -> None:
         """Refuse a second process on this log: it would deliver the same records again."""
-        fd = os.open(self.directory / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            os.close(fd)
+        fd = lock_exclusively(self.directory / LOCK_FILE)
+        if fd is None:
             raise WalError(
                 f"{self.directory} is in use by another firehose process: "
                 "give each instance its own --data-dir"
-            ) from None
+            )
         self._lock_fd = fd
 
     def _read_or_create_log_id(self) -> bytes:
