@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import re
 import uuid
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, timezone, tzinfo
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -176,6 +176,22 @@ def _check_prefix(field: str, text: str, problems: list[tuple[str, str]]) -> _Pa
 
 def _expression_text(part: _PartitionKey) -> str:
     return f"!{{{part.namespace}:{part.name}}}"
+
+
+def partition_name(namespace: str, key: str) -> str:
+    """The name a key has in a stream's partition: `partitionKeyFromQuery:customer_id`."""
+    return f"{namespace}:{key}"
+
+
+def partition_key_maps(
+    partition: Iterable[tuple[str, str]] | None,
+) -> dict[str, dict[str, str]]:
+    """A partition's (name, value) pairs as values by namespace, for `object_key`."""
+    maps: dict[str, dict[str, str]] = {PARTITION_KEY_FROM_QUERY: {}, PARTITION_KEY_FROM_LAMBDA: {}}
+    for name, value in partition or ():
+        namespace, key = name.split(":", 1)
+        maps.setdefault(namespace, {})[key] = value
+    return maps
 
 
 def prefix_partition_keys(prefix: str) -> list[tuple[str, str]]:

@@ -5,20 +5,26 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from firehose.batch import PartitionKey, RecordRun
-from firehose.config import DeliveryStreamConfig
+from firehose.config import DeliveryStreamConfig, ExtendedS3Destination
+from firehose.destination import FailedRecord
 from firehose.processing_config import ProcessingConfiguration
 from firehose.stage import StageOutput
 from transforms.lambda_handler import check_handler
+from transforms.partitioning import PartitionRouter
 from transforms.processor import ProcessingContext, ProcessingRecord, Processor
 from transforms.registry import ORDER, PROCESSORS
 
 
 class ProcessingStage:
     """Runs processors one after the other over the records of a read, then hands the records
-    that are left to the destination buffers as runs (one partition unless `partition` says)."""
+    that are left to the destination buffers as runs: one partition, or with dynamic
+    partitioning the one `router` names for each record."""
 
-    def __init__(self, processors: Sequence[Processor]) -> None:
+    def __init__(
+        self, processors: Sequence[Processor], router: PartitionRouter | None = None
+    ) -> None:
         self.processors = list(processors)
+        self.router = router
 
     async def process(self, runs: list[RecordRun]) -> StageOutput:
         records = [
@@ -31,7 +37,10 @@ class ProcessingStage:
             result = await processor.process(records)
             records = result.records
             output.failed.extend(result.failed)
-        output.routed = _runs(records)
+        if self.router is None:
+            output.routed = _runs(records)
+        else:
+            output.routed = _partitioned_runs(records, self.router, output.failed)
         return output
 
     async def close(self) -> None:
@@ -39,7 +48,30 @@ class ProcessingStage:
             await processor.close()
 
 
-def _runs(records: list[ProcessingRecord]) -> list[tuple[PartitionKey, RecordRun]]:
+def _partitioned_runs(
+    records: list[ProcessingRecord], router: PartitionRouter, failed: list[FailedRecord]
+) -> list[tuple[PartitionKey, RecordRun]]:
+    """Each partition's records as runs, in record order within a partition; records without
+    a partition are added to `failed`."""
+    by_partition: dict[PartitionKey, list[ProcessingRecord]] = {}
+    for record in records:
+        partition = router.partition(record)
+        if isinstance(partition, FailedRecord):
+            failed.append(partition)
+        else:
+            group = by_partition.get(partition)
+            if group is None:
+                by_partition[partition] = [record]
+            else:
+                group.append(record)
+    return [
+        routed for partition, group in by_partition.items() for routed in _runs(group, partition)
+    ]
+
+
+def _runs(
+    records: list[ProcessingRecord], partition: PartitionKey = None
+) -> list[tuple[PartitionKey, RecordRun]]:
     """Records as runs: consecutive records of one arrival time share one joined buffer."""
     routed: list[tuple[PartitionKey, RecordRun]] = []
     start = 0
@@ -52,7 +84,7 @@ def _runs(records: list[ProcessingRecord]) -> list[tuple[PartitionKey, RecordRun
         data = memoryview(b"".join(record.data for record in group))
         routed.append(
             (
-                None,
+                partition,
                 RecordRun(
                     group[0].seq,
                     arrival,
@@ -68,18 +100,29 @@ def _runs(records: list[ProcessingRecord]) -> list[tuple[PartitionKey, RecordRun
 
 
 def build_stage(
-    processing: ProcessingConfiguration | None, context: ProcessingContext
+    processing: ProcessingConfiguration | None,
+    context: ProcessingContext,
+    router: PartitionRouter | None = None,
 ) -> ProcessingStage | None:
-    """The stage a destination's ProcessingConfiguration asks for; None when it asks for none."""
+    """The stage a destination's ProcessingConfiguration asks for; None when it asks for none.
+    With `router` (dynamic partitioning) records are routed to partitions."""
     if processing is None or not processing.active:
-        return None
+        return None if router is None else ProcessingStage([], router)
     by_type = {config.type: config for config in processing.active}
     missing = [kind for kind in by_type if kind not in PROCESSORS]
     if missing:
         raise ValueError(f"processor types not available: {', '.join(missing)}")
     return ProcessingStage(
-        [PROCESSORS[kind](by_type[kind], context) for kind in ORDER if kind in by_type]
+        [PROCESSORS[kind](by_type[kind], context) for kind in ORDER if kind in by_type], router
     )
+
+
+def build_router(config: DeliveryStreamConfig) -> PartitionRouter | None:
+    """The partition router of a stream with dynamic partitioning enabled, else None."""
+    section = config.destination
+    if isinstance(section, ExtendedS3Destination) and section.partitioned:
+        return PartitionRouter(section.prefix)
+    return None
 
 
 def processing_problems(config: DeliveryStreamConfig) -> list[tuple[str, str]]:
