@@ -14,6 +14,10 @@ from transforms.partitioning import PartitionRouter
 from transforms.processor import ProcessingContext, ProcessingRecord, Processor
 from transforms.registry import ORDER, PROCESSORS
 
+# Processors Firehose runs after dynamic partitioning: records get their partition (or fail,
+# as they were) before these change them. Each keeps its records' identity.
+AFTER_PARTITIONING = frozenset({"AppendDelimiterToRecord"})
+
 
 class ProcessingStage:
     """Runs processors one after the other over the records of a read, then hands the records
@@ -33,15 +37,34 @@ class ProcessingStage:
             for record in run.records()
         ]
         output = StageOutput()
+        partitions: dict[int, PartitionKey] | None = None
         for processor in self.processors:
+            if partitions is None and processor.type in AFTER_PARTITIONING:
+                records, partitions = self._partition(records, output.failed)
             result = await processor.process(records)
             records = result.records
             output.failed.extend(result.failed)
-        if self.router is None:
-            output.routed = _runs(records)
-        else:
-            output.routed = _partitioned_runs(records, self.router, output.failed)
+        if partitions is None:
+            records, partitions = self._partition(records, output.failed)
+        output.routed = _partitioned_runs(records, partitions) if self.router else _runs(records)
         return output
+
+    def _partition(
+        self, records: list[ProcessingRecord], failed: list[FailedRecord]
+    ) -> tuple[list[ProcessingRecord], dict[int, PartitionKey]]:
+        """The records that have a partition, and each one's partition by id; the others are
+        added to `failed`, with their data as it entered partitioning."""
+        if self.router is None:
+            return records, {}
+        kept, partitions = [], {}
+        for record in records:
+            partition = self.router.partition(record)
+            if isinstance(partition, FailedRecord):
+                failed.append(partition)
+            else:
+                kept.append(record)
+                partitions[id(record)] = partition
+        return kept, partitions
 
     async def close(self) -> None:
         for processor in self.processors:
@@ -49,21 +72,17 @@ class ProcessingStage:
 
 
 def _partitioned_runs(
-    records: list[ProcessingRecord], router: PartitionRouter, failed: list[FailedRecord]
+    records: list[ProcessingRecord], partitions: dict[int, PartitionKey]
 ) -> list[tuple[PartitionKey, RecordRun]]:
-    """Each partition's records as runs, in record order within a partition; records without
-    a partition are added to `failed`."""
+    """Each partition's records as runs, in record order within a partition."""
     by_partition: dict[PartitionKey, list[ProcessingRecord]] = {}
     for record in records:
-        partition = router.partition(record)
-        if isinstance(partition, FailedRecord):
-            failed.append(partition)
+        partition = partitions[id(record)]
+        group = by_partition.get(partition)
+        if group is None:
+            by_partition[partition] = [record]
         else:
-            group = by_partition.get(partition)
-            if group is None:
-                by_partition[partition] = [record]
-            else:
-                group.append(record)
+            group.append(record)
     return [
         routed for partition, group in by_partition.items() for routed in _runs(group, partition)
     ]
