@@ -44,20 +44,46 @@ def value_problem(value: str) -> str | None:
 class PartitionRouter:
     """Names the partition of each record from the keys `Prefix` uses."""
 
+    # Value combinations already checked, so that a record of a known partition costs one
+    # lookup; bounded, as values may be unbounded.
+    CACHE_SIZE = 8192
+
     def __init__(self, prefix: str) -> None:
+        self._uses = [
+            (namespace == PARTITION_KEY_FROM_QUERY, namespace, key)
+            for namespace, key in prefix_partition_keys(prefix)
+        ]
         # Each use of a key in the prefix adds its value's length to the evaluated prefix.
-        self._uses = prefix_partition_keys(prefix)
-        self._counts = {use: _count_uses(prefix, *use) for use in self._uses}
+        self._counts = [_count_uses(prefix, namespace, key) for _, namespace, key in self._uses]
         self._room = MAX_EVALUATED_PREFIX - fixed_prefix_width(prefix)
+        self._known: dict[tuple[str | None, ...], PartitionKey] = {}
 
     def partition(self, record: ProcessingRecord) -> PartitionKey | FailedRecord:
         """The record's partition, or the error record saying why it has none."""
+        if len(self._uses) == 1:  # the common case, without a generator per record
+            query, _, key = self._uses[0]
+            values: tuple[str | None, ...] = (
+                _lookup(record.query_keys if query else record.lambda_keys, key),
+            )
+        else:
+            values = tuple(
+                _lookup(record.query_keys if query else record.lambda_keys, name)
+                for query, _, name in self._uses
+            )
+        known = self._known.get(values)
+        if known is not None:
+            return known
+        partition = self._check(record, values)
+        if not isinstance(partition, FailedRecord) and len(self._known) < self.CACHE_SIZE:
+            self._known[values] = partition
+        return partition
+
+    def _check(
+        self, record: ProcessingRecord, values: tuple[str | None, ...]
+    ) -> PartitionKey | FailedRecord:
         pairs: list[tuple[str, str]] = []
         length = 0
-        for namespace, key in self._uses:
-            query = namespace == PARTITION_KEY_FROM_QUERY
-            source = record.query_keys if query else record.lambda_keys
-            value = _lookup(source, key)
+        for (_, namespace, key), value, count in zip(self._uses, values, self._counts, strict=True):
             if value is None:
                 return failure(
                     record,
@@ -68,7 +94,7 @@ class PartitionRouter:
             problem = value_problem(value)
             if problem is not None:
                 return failure(record, OUTPUT_TYPE, INVALID_VALUE, problem)
-            length += len(value) * self._counts[(namespace, key)]
+            length += len(value) * count
             pairs.append((partition_name(namespace, key), value))
         if length > self._room:
             return failure(

@@ -31,11 +31,7 @@ class ProcessingStage:
         self.router = router
 
     async def process(self, runs: list[RecordRun]) -> StageOutput:
-        records = [
-            ProcessingRecord(record.seq, record.arrival_ms, record.data, record.sub_seq)
-            for run in runs
-            for record in run.records()
-        ]
+        records = [record for run in runs for record in _records(run)]
         output = StageOutput()
         partitions: dict[int, PartitionKey] | None = None
         for processor in self.processors:
@@ -69,6 +65,24 @@ class ProcessingStage:
     async def close(self) -> None:
         for processor in self.processors:
             await processor.close()
+
+
+def _records(run: RecordRun) -> list[ProcessingRecord]:
+    """A run's records for the processors (built directly: this is per record)."""
+    records = []
+    offset = 0
+    data, arrival, seqs, sub_seqs = run.data, run.arrival_ms, run.seqs, run.sub_seqs
+    for index, length in enumerate(run.lengths):
+        records.append(
+            ProcessingRecord(
+                seqs[index] if seqs else run.first_seq + index,
+                arrival,
+                data[offset : offset + length],
+                sub_seqs[index] if sub_seqs else 0,
+            )
+        )
+        offset += length
+    return records
 
 
 def _partitioned_runs(
