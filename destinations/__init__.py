@@ -48,7 +48,11 @@ def _s3(config: DeliveryStreamConfig, context: DestinationContext) -> Destinatio
     section = config.destination
     assert isinstance(section, ExtendedS3Destination)
     return S3Destination(
-        config.name, section, context.store(section.endpoint_url), encoder=context.encoder
+        config.name,
+        section,
+        context.store(section.endpoint_url),
+        encoder=context.encoder,
+        dynamic_partitioning=section.partitioned,
     )
 
 
@@ -74,9 +78,18 @@ def build_error_output(config: DeliveryStreamConfig, context: DestinationContext
 
     Close it with the stream (`await error_output.close()`): it holds a shared store handle.
     """
-    location = config.destination.error_location()
+    section = config.destination
+    location = section.error_location()
+    # Its prefix may then hold partition keys: the key format must know they are allowed.
+    partitioned = (
+        isinstance(section, ExtendedS3Destination) and section.partitioned and location is section
+    )
     return S3ErrorOutput(
-        config.name, location, context.store(location.endpoint_url), encoder=context.encoder
+        config.name,
+        location,
+        context.store(location.endpoint_url),
+        encoder=context.encoder,
+        dynamic_partitioning=partitioned,
     )
 
 

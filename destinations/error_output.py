@@ -69,6 +69,7 @@ class S3ErrorOutput:
         encoder: Executor | None = None,
         version: int = 1,
         clock: Callable[[], int] = now_ms,
+        dynamic_partitioning: bool = False,
     ) -> None:
         self.stream_name = stream_name
         self.bucket = location.bucket
@@ -81,6 +82,7 @@ class S3ErrorOutput:
             error_output_prefix=location.error_output_prefix,
             extension=self.codec.extension,
             time_zone=location.key_time_zone,
+            dynamic_partitioning=dynamic_partitioning,
         )
         self.target = f"s3://{self.bucket} at {store.description}"
         self._encoder = encoder

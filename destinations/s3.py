@@ -1,4 +1,8 @@
-"""Extended S3 destination: one object per batch, keyed and compressed exactly as Firehose does."""
+"""Extended S3 destination: one object per batch, keyed and compressed exactly as Firehose does.
+
+With dynamic partitioning a batch holds one partition's records, and its prefix is evaluated
+with that partition's keys (`Batch.partition`).
+"""
 
 from __future__ import annotations
 
@@ -11,7 +15,14 @@ from firehose.compression import get_codec
 from firehose.config import S3Configuration
 from firehose.destination import DELIVERED, DeliveryResult, DestinationCounters
 from firehose.errors import DeliveryError
-from firehose.keys import KeyTooLongError, ObjectKeyFormat
+from firehose.keys import (
+    PARTITION_KEY_FROM_LAMBDA,
+    PARTITION_KEY_FROM_QUERY,
+    KeyTooLongError,
+    MissingPartitionKeyError,
+    ObjectKeyFormat,
+    partition_key_maps,
+)
 
 
 class S3Destination:
@@ -27,6 +38,7 @@ class S3Destination:
         *,
         encoder: Executor | None = None,
         version: int = 1,
+        dynamic_partitioning: bool = False,
     ) -> None:
         self.config = config
         self.store = store
@@ -38,6 +50,7 @@ class S3Destination:
             error_output_prefix=config.error_output_prefix,
             extension=config.extension,
             time_zone=config.key_time_zone,
+            dynamic_partitioning=dynamic_partitioning,
         )
         self._encoder = encoder
         self.target = f"s3://{config.bucket} at {store.description}"
@@ -48,9 +61,16 @@ class S3Destination:
 
     def object_key(self, batch: Batch) -> str:
         assert batch.oldest_arrival_ms is not None
+        keys = partition_key_maps(batch.partition)
         try:
-            return self.keys.object_key(batch.oldest_arrival_ms, batch.object_id)
-        except KeyTooLongError as exc:
+            return self.keys.object_key(
+                batch.oldest_arrival_ms,
+                batch.object_id,
+                partition_keys=keys[PARTITION_KEY_FROM_QUERY],
+                lambda_partition_keys=keys[PARTITION_KEY_FROM_LAMBDA],
+            )
+        except (KeyTooLongError, MissingPartitionKeyError) as exc:
+            # The router checks both per record, so this is a bug, never a record's fault.
             raise DeliveryError(str(exc), retriable=False, code="S3.KeyTooLong") from exc
 
     async def deliver(self, batch: Batch) -> DeliveryResult:

@@ -30,6 +30,13 @@ from pydantic.fields import FieldInfo
 
 from firehose.compression import CODECS, UnknownCompressionFormat, get_codec
 from firehose.keys import file_extension_problems, prefix_problems, time_zone_problems
+from firehose.partitioning_config import (
+    DEFAULT_SIZE_IN_MBS,
+    MIN_SIZE_IN_MBS,
+    DynamicPartitioningConfiguration,
+    enabled_in,
+    key_source_problems,
+)
 from firehose.processing_config import ProcessingConfiguration
 from firehose.retry import RetryPolicy
 
@@ -176,6 +183,10 @@ class S3Configuration(_Model):
     `S3BackupConfiguration` (and, for the other kinds, their `S3Configuration` backup bucket).
     """
 
+    # True where dynamic partitioning may be on: the prefix rules that depend on it are then
+    # checked once the whole section is read.
+    partition_rules_later: ClassVar[bool] = False
+
     bucket_arn: str = Field(validation_alias=_alias("BucketARN", "bucket_arn"))
     prefix: str = Field("", validation_alias=_alias("Prefix", "prefix"))
     # Validated even when absent: whether it is required depends on Prefix.
@@ -237,7 +248,8 @@ class S3Configuration(_Model):
         prefix = info.data.get("prefix")
         if prefix is None:  # Prefix itself was refused; that is reported already
             return value
-        problems = prefix_problems(prefix, value)
+        later = None if cls.partition_rules_later else False
+        problems = prefix_problems(prefix, value, dynamic_partitioning=later)
         if problems:
             raise FieldProblems(problems)
         return value
@@ -304,6 +316,7 @@ class ExtendedS3Destination(S3Configuration, DestinationSection):
 
     section = "ExtendedS3DestinationConfiguration"
     kind = "S3"
+    partition_rules_later = True
 
     file_extension: str | None = Field(
         None, validation_alias=_alias("FileExtension", "file_extension")
@@ -318,8 +331,9 @@ class ExtendedS3Destination(S3Configuration, DestinationSection):
     data_format_conversion_configuration: dict[str, Any] | None = Field(
         None, validation_alias=_alias("DataFormatConversionConfiguration")
     )
-    dynamic_partitioning_configuration: dict[str, Any] | None = Field(
-        None, validation_alias=_alias("DynamicPartitioningConfiguration")
+    dynamic_partitioning_configuration: DynamicPartitioningConfiguration | None = Field(
+        None,
+        validation_alias=_alias("DynamicPartitioningConfiguration", "dynamic_partitioning"),
     )
     # Before S3BackupMode, whose check needs to know whether this one was given and valid.
     s3_backup_configuration: S3Configuration | None = Field(
@@ -359,7 +373,6 @@ class ExtendedS3Destination(S3Configuration, DestinationSection):
 
     @field_validator(
         "data_format_conversion_configuration",
-        "dynamic_partitioning_configuration",
     )
     @classmethod
     def _not_enabled_yet(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
@@ -368,6 +381,37 @@ class ExtendedS3Destination(S3Configuration, DestinationSection):
                 "is not supported by this version yet: remove it or set Enabled to false"
             )
         return value
+
+    @model_validator(mode="before")
+    @classmethod
+    def _partitioned_buffer_default(cls, data: Any) -> Any:
+        """With dynamic partitioning the buffer size defaults to 128 MiB, not 5."""
+        given = isinstance(data, dict) and not _spellings_of(cls, "buffering_hints").isdisjoint(
+            data
+        )
+        if isinstance(data, dict) and enabled_in(data) and not given:
+            default = {"SizeInMBs": DEFAULT_SIZE_IN_MBS, "IntervalInSeconds": 300}
+            data = {**data, "BufferingHints": default}
+        return data
+
+    @model_validator(mode="after")
+    def _partitioning_rules(self) -> ExtendedS3Destination:
+        """The prefix and processors must agree with dynamic partitioning, on or off."""
+        problems = prefix_problems(
+            self.prefix, self.error_output_prefix, dynamic_partitioning=self.partitioned
+        )
+        if self.partitioned and not problems:
+            problems += key_source_problems(self.prefix, self.processing_configuration)
+            size = self.buffering_hints.size_in_mbs
+            if size < MIN_SIZE_IN_MBS:
+                problems.append(("BufferingHints", f"SizeInMBs is {size}: with dynamic "
+                                 f"partitioning it is {MIN_SIZE_IN_MBS} to 128"))  # fmt: skip
+            if self.buffering_hints.interval_in_seconds == 0:
+                problems.append(("BufferingHints", "IntervalInSeconds 0 (zero buffering) is "
+                                 "not available with dynamic partitioning"))  # fmt: skip
+        if problems:
+            raise FieldProblems(problems)
+        return self
 
     @field_validator("s3_backup_mode")
     @classmethod
@@ -387,6 +431,12 @@ class ExtendedS3Destination(S3Configuration, DestinationSection):
     @property
     def key_time_zone(self) -> str | None:
         return self.custom_time_zone
+
+    @property
+    def partitioned(self) -> bool:
+        """Whether dynamic partitioning is enabled."""
+        section = self.dynamic_partitioning_configuration
+        return section is not None and section.enabled
 
     @property
     def backup(self) -> S3Configuration | None:
@@ -412,6 +462,9 @@ class ExtendedS3Destination(S3Configuration, DestinationSection):
             extended["CustomTimeZone"] = self.custom_time_zone
         if self.processing_configuration is not None:
             extended["ProcessingConfiguration"] = self.processing_configuration.description()
+        if self.dynamic_partitioning_configuration is not None:
+            partitioning = self.dynamic_partitioning_configuration.description()
+            extended["DynamicPartitioningConfiguration"] = partitioning
         return {"S3DestinationDescription": plain, "ExtendedS3DestinationDescription": extended}
 
 

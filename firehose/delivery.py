@@ -71,6 +71,9 @@ class Output:
     counters: DeliveryCounters
     error_output: ErrorOutput | None = None
     stall_seconds: float = STALL_SECONDS
+    # Dynamic partitioning's bounds (see PartitionBuffers); None for none.
+    max_partitions: int | None = None
+    max_held_bytes: int | None = None
     buffers: PartitionBuffers = field(init=False)
     in_flight: dict[int, Batch] = field(default_factory=dict)
     retrying: bool = False
@@ -82,7 +85,11 @@ class Output:
     def reset(self, object_id: Callable[[int], str] | None) -> None:
         """Empty buffers for a new pass over the log (objects named by `object_id`)."""
         self.buffers = PartitionBuffers(
-            self.hints.size_bytes, self.hints.interval_in_seconds * 1000, object_id=object_id
+            self.hints.size_bytes,
+            self.hints.interval_in_seconds * 1000,
+            object_id=object_id,
+            max_partitions=self.max_partitions,
+            max_held_bytes=self.max_held_bytes,
         )
         self.in_flight.clear()
         self._attempt = None

@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import re
 import uuid
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, timezone, tzinfo
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -178,11 +178,35 @@ def _expression_text(part: _PartitionKey) -> str:
     return f"!{{{part.namespace}:{part.name}}}"
 
 
+def partition_name(namespace: str, key: str) -> str:
+    """The name a key has in a stream's partition: `partitionKeyFromQuery:customer_id`."""
+    return f"{namespace}:{key}"
+
+
+def partition_key_maps(
+    partition: Iterable[tuple[str, str]] | None,
+) -> dict[str, dict[str, str]]:
+    """A partition's (name, value) pairs as values by namespace, for `object_key`."""
+    maps: dict[str, dict[str, str]] = {PARTITION_KEY_FROM_QUERY: {}, PARTITION_KEY_FROM_LAMBDA: {}}
+    for name, value in partition or ():
+        namespace, key = name.split(":", 1)
+        maps.setdefault(namespace, {})[key] = value
+    return maps
+
+
+def prefix_partition_keys(prefix: str) -> list[tuple[str, str]]:
+    """The (namespace, name) of each partition-key expression of `prefix`, first use order."""
+    parts = _parse_prefix(prefix or "").parts
+    found = [(part.namespace, part.name) for part in parts if isinstance(part, _PartitionKey)]
+    return list(dict.fromkeys(found))
+
+
 def prefix_problems(
-    prefix: str, error_output_prefix: str | None, *, dynamic_partitioning: bool = False
+    prefix: str, error_output_prefix: str | None, *, dynamic_partitioning: bool | None = False
 ) -> list[tuple[str, str]]:
     """Every validation problem as (field, message), field being "Prefix" or
-    "ErrorOutputPrefix"; [] when valid. Run at create/update time, never at delivery."""
+    "ErrorOutputPrefix"; [] when valid. Run at create/update time, never at delivery.
+    `dynamic_partitioning` None leaves out the rules that depend on it (checked later)."""
     problems: list[tuple[str, str]] = []
     main = _check_prefix("Prefix", prefix or "", problems)
     error = _check_prefix("ErrorOutputPrefix", error_output_prefix or "", problems)
@@ -195,7 +219,7 @@ def prefix_problems(
                 f"may not contain !{{firehose:{ERROR_OUTPUT_TYPE}}}; only ErrorOutputPrefix may",
             )
         )
-    if dynamic_partitioning and not partition_keys:
+    if dynamic_partitioning is True and not partition_keys:
         problems.append(
             (
                 "Prefix",
@@ -204,7 +228,7 @@ def prefix_problems(
                 "is enabled",
             )
         )
-    if not dynamic_partitioning:
+    if dynamic_partitioning is False:
         problems.extend(
             ("Prefix", f"`{_expression_text(key)}` needs dynamic partitioning enabled")
             for key in partition_keys
@@ -220,7 +244,7 @@ def prefix_problems(
     if not error_output_prefix:
         if main.expression_count:
             problems.append(("ErrorOutputPrefix", "is required when Prefix contains expressions"))
-        elif dynamic_partitioning:
+        elif dynamic_partitioning is True:
             problems.append(("ErrorOutputPrefix", "is required with dynamic partitioning"))
     elif error.expression_count and not any(
         isinstance(part, _ErrorOutputType) for part in error.parts
@@ -238,6 +262,8 @@ def prefix_problems(
 
 # The widest a timestamp gets (a Wednesday in September).
 _WIDEST_MOMENT_MS = 1_758_758_399_000  # 2025-09-24T23:59:59Z
+# Months, days and weeks with two digits where the widest moment has one (`M`, `w`).
+_LAST_MOMENT_OF_A_YEAR_MS = 1_767_225_599_000  # 2025-12-31T23:59:59Z
 
 
 def _evaluated_length_problems(prefix: str) -> list[tuple[str, str]]:
@@ -256,6 +282,24 @@ def _evaluated_length_problems(prefix: str) -> list[tuple[str, str]]:
         except KeyTooLongError as exc:
             return [("Prefix", str(exc))]
     return []
+
+
+def fixed_prefix_width(prefix: str) -> int:
+    """The most characters `prefix` evaluates to with every partition key empty: with the
+    values' lengths added, the longest it can get (checked per record against 512)."""
+    parts: list[_Part] = [
+        "" if isinstance(part, _PartitionKey) else part for part in _parse_prefix(prefix).parts
+    ]
+    if not any(isinstance(part, _Timestamp) for part in parts):
+        parts.append(_DEFAULT_TIMESTAMP)
+    pieces = [piece for piece in parts if piece != ""]
+    widths = [
+        len(ObjectKeyFormat._evaluate(pieces, moment, "0" * 36, "", {}, limit=None))
+        for moment_ms in (_WIDEST_MOMENT_MS, _LAST_MOMENT_OF_A_YEAR_MS)
+        for zone in (UTC, timezone(-timedelta(hours=9, minutes=30)))
+        for moment in (datetime.fromtimestamp(moment_ms / 1000, zone),)
+    ]
+    return max(widths)
 
 
 def file_extension_problems(ext: str | None) -> list[str]:
@@ -386,6 +430,7 @@ class ObjectKeyFormat:
         object_id: str,
         error_output_type: str,
         partition_keys: Mapping[str, Mapping[str, str]],
+        limit: int | None = MAX_EVALUATED_PREFIX,
     ) -> str:
         pieces = []
         random_count = 0
@@ -406,7 +451,7 @@ class ObjectKeyFormat:
                         raise MissingPartitionKeyError(namespace, name)
                     pieces.append(value)
         prefix = "".join(pieces)
-        if len(prefix) > MAX_EVALUATED_PREFIX:
+        if limit is not None and len(prefix) > limit:
             raise KeyTooLongError(
                 f"evaluated prefix is {len(prefix)} characters long, at most "
                 f"{MAX_EVALUATED_PREFIX} are allowed: {prefix[:80]}…"

@@ -32,7 +32,7 @@ from firehose.settings import Settings
 from firehose.source import Source
 from firehose.stream import DeliveryStream
 from transforms.processor import ProcessingContext
-from transforms.stage import build_stage, processing_problems
+from transforms.stage import build_router, build_stage, processing_problems
 
 log = logging.getLogger(__name__)
 # Beside data_dir/streams/; one process per data dir, checked before the port is opened.
@@ -93,9 +93,13 @@ class Service:
             max_undelivered_bytes=settings.max_undelivered_bytes,
             segment_bytes=settings.wal_segment_mib * 1024 * 1024,
             stall_seconds=settings.stall_seconds,
-            stage=build_stage(config.destination.processing_configuration, processing),
+            stage=build_stage(
+                config.destination.processing_configuration, processing, build_router(config)
+            ),
             error_output=build_error_output(config, context),
             source_backup=build_source_backup(config, context),
+            max_active_partitions=settings.max_active_partitions,
+            max_buffered_bytes=settings.max_partition_buffer_mib * 1024 * 1024,
         )
 
     async def start(self) -> None:

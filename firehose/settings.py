@@ -81,6 +81,18 @@ class Settings(BaseSettings):
         ge=0,
         description="address space of each transform worker process (RLIMIT_AS); 0 for none",
     )
+    max_active_partitions: int = Field(
+        500,
+        ge=1,
+        description="per stream with dynamic partitioning: partitions buffering at once; a "
+        "record that would open one more goes to the error output (PartitionCountExceeded)",
+    )
+    max_partition_buffer_mib: int = Field(
+        256,
+        ge=1,
+        description="per stream: record data held in all its partition buffers together; past "
+        "it the largest partitions are delivered early",
+    )
     log_level: str = Field("INFO", description="DEBUG, INFO, WARNING, ERROR or CRITICAL")
 
     @field_validator("s3_endpoint_url")

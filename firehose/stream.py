@@ -58,6 +58,7 @@ class StreamCounters(DeliveryCounters):
     incoming_records: int = 0
     incoming_bytes: int = 0
     throttled_records: int = 0
+    partition_count_exceeded: int = 0  # records refused for the active-partition limit
     recovery: RecoveryReport = field(default_factory=RecoveryReport)
 
     def totals(self) -> dict[str, int | str | None]:
@@ -81,6 +82,8 @@ class DeliveryStream:
         source_backup: SourceBackup | None = None,
         stall_seconds: float = STALL_SECONDS,
         retry_policy: RetryPolicy | None = None,
+        max_active_partitions: int | None = None,
+        max_buffered_bytes: int | None = None,
     ) -> None:
         self.config = config
         self.name = config.name
@@ -99,6 +102,8 @@ class DeliveryStream:
             self.counters,
             error_output,
             stall_seconds,
+            max_partitions=max_active_partitions,
+            max_held_bytes=max_buffered_bytes,
         )
         self.backup: Output | None = None
         self._backup_processed = source_backup is not None and source_backup.processed
@@ -312,9 +317,14 @@ class DeliveryStream:
             for run in runs:
                 await self._buffer(self.backup, run, None)
         output = await self.stage.process(runs)
-        if output.failed:
-            await self.main.write_errors(output.failed, attempts=1, give_up=self._giving_up)
-        for partition, routed in output.routed:
+        # Refused runs are filed before anything is buffered: a delivery below must not let the
+        # watermark pass records that are neither buffered nor written.
+        admitted, over_limit = self.main.buffers.admit(output.routed)
+        self.counters.partition_count_exceeded += len(over_limit)
+        failed = output.failed + over_limit
+        if failed:
+            await self.main.write_errors(failed, attempts=1, give_up=self._giving_up)
+        for partition, routed in admitted:
             await self._buffer(self.main, routed, partition)
             if self.backup is not None and self._backup_processed:
                 await self._buffer(self.backup, routed, None)

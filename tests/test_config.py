@@ -515,7 +515,6 @@ def test_both_destination_keys_is_a_problem(tmp_path: Path) -> None:
     "section",
     [
         "DataFormatConversionConfiguration",
-        "DynamicPartitioningConfiguration",
     ],
 )
 def test_enabled_features_not_built_yet(tmp_path: Path, section: str) -> None:

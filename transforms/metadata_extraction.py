@@ -5,6 +5,9 @@ The query must give one object whose values are strings, numbers or booleans; nu
 booleans become strings as jq 1.6's `tostring` writes them (`1`, `1.5`, `true`). A record that is
 not JSON, a query that fails, or any other result goes to the error output as
 `partitioning-failed` with the error code `DynamicPartitioning.MetadataExtractionFailed`.
+
+A query that only picks fields (`{k: .a.b}`) runs on a fast path (transforms/field_pick.py) that
+falls back to jq for any record it cannot answer exactly as jq would.
 """
 
 from __future__ import annotations
@@ -13,7 +16,9 @@ from typing import Any
 
 import jq
 
+from firehose.jq_query import read_object_query
 from firehose.processing_config import ProcessorConfig
+from transforms.field_pick import FieldPicker
 from transforms.processor import ProcessingContext, ProcessingRecord, ProcessorOutput
 from transforms.records import failure
 
@@ -39,13 +44,25 @@ end
 class MetadataExtraction:
     type = "MetadataExtraction"
 
-    def __init__(self, query: str) -> None:
+    def __init__(self, query: str, *, fast_path: bool = True) -> None:
         self.query = query
         # The newline ends a trailing `# comment` in the query before the closing parenthesis.
         self._program: Any = jq.compile(f"({query}\n) | {_AS_KEYS}")
+        shape = read_object_query(query)
+        self.picker = (
+            FieldPicker(shape) if fast_path and shape and shape.only_picks_fields else None
+        )
 
     def keys(self, data: bytes | memoryview) -> dict[str, str]:
         """The partition keys of one record; ValueError saying why there are none."""
+        if self.picker is not None:
+            keys = self.picker.keys(data)
+            if keys is not None:
+                return keys
+        return self.jq_keys(data)
+
+    def jq_keys(self, data: bytes | memoryview) -> dict[str, str]:
+        """The partition keys of one record as jq gives them; ValueError saying why not."""
         try:
             text = str(data, "utf-8")
         except UnicodeDecodeError as exc:

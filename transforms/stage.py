@@ -7,23 +7,32 @@ from collections.abc import Sequence
 from itertools import accumulate, repeat
 
 from firehose.batch import PartitionKey, RecordRun
-from firehose.config import DeliveryStreamConfig
+from firehose.config import DeliveryStreamConfig, ExtendedS3Destination
+from firehose.destination import FailedRecord
 from firehose.processing_config import ProcessingConfiguration
 from firehose.stage import StageOutput
 from transforms.lambda_handler import check_handler
+from transforms.partitioning import PartitionRouter
 from transforms.processor import ProcessingContext, ProcessingRecord, Processor
 from transforms.registry import ORDER, PROCESSORS
 
 # Records converted between two yields to the event loop.
 YIELD_EVERY = 4096
+# Processors Firehose runs after dynamic partitioning: records get their partition (or fail,
+# as they were) before these change them. Each keeps its records' identity.
+AFTER_PARTITIONING = frozenset({"AppendDelimiterToRecord"})
 
 
 class ProcessingStage:
     """Runs processors one after the other over the records of a read, then hands the records
-    that are left to the destination buffers as runs (one partition unless `partition` says)."""
+    that are left to the destination buffers as runs: one partition, or with dynamic
+    partitioning the one `router` names for each record."""
 
-    def __init__(self, processors: Sequence[Processor]) -> None:
+    def __init__(
+        self, processors: Sequence[Processor], router: PartitionRouter | None = None
+    ) -> None:
         self.processors = list(processors)
+        self.router = router
 
     async def process(self, runs: list[RecordRun]) -> StageOutput:
         records: list[ProcessingRecord] = []
@@ -32,13 +41,35 @@ class ProcessingStage:
             if len(records) % YIELD_EVERY < len(run.lengths):
                 await asyncio.sleep(0)  # a 16 MiB read must not hold the API's loop
         output = StageOutput()
+        partitions: dict[int, PartitionKey] | None = None
         for processor in self.processors:
+            if partitions is None and processor.type in AFTER_PARTITIONING:
+                records, partitions = self._partition(records, output.failed)
             result = await processor.process(records)
             records = result.records
             output.failed.extend(result.failed)
             await asyncio.sleep(0)
-        output.routed = _runs(records)
+        if partitions is None:
+            records, partitions = self._partition(records, output.failed)
+        output.routed = _partitioned_runs(records, partitions) if self.router else _runs(records)
         return output
+
+    def _partition(
+        self, records: list[ProcessingRecord], failed: list[FailedRecord]
+    ) -> tuple[list[ProcessingRecord], dict[int, PartitionKey]]:
+        """The records that have a partition, and each one's partition by id; the others are
+        added to `failed`, with their data as it entered partitioning."""
+        if self.router is None:
+            return records, {}
+        kept, partitions = [], {}
+        for record in records:
+            partition = self.router.partition(record)
+            if isinstance(partition, FailedRecord):
+                failed.append(partition)
+            else:
+                kept.append(record)
+                partitions[id(record)] = partition
+        return kept, partitions
 
     async def close(self) -> None:
         for processor in self.processors:
@@ -57,7 +88,26 @@ def _records_of(run: RecordRun) -> list[ProcessingRecord]:
     ]
 
 
-def _runs(records: list[ProcessingRecord]) -> list[tuple[PartitionKey, RecordRun]]:
+def _partitioned_runs(
+    records: list[ProcessingRecord], partitions: dict[int, PartitionKey]
+) -> list[tuple[PartitionKey, RecordRun]]:
+    """Each partition's records as runs, in record order within a partition."""
+    by_partition: dict[PartitionKey, list[ProcessingRecord]] = {}
+    for record in records:
+        partition = partitions[id(record)]
+        group = by_partition.get(partition)
+        if group is None:
+            by_partition[partition] = [record]
+        else:
+            group.append(record)
+    return [
+        routed for partition, group in by_partition.items() for routed in _runs(group, partition)
+    ]
+
+
+def _runs(
+    records: list[ProcessingRecord], partition: PartitionKey = None
+) -> list[tuple[PartitionKey, RecordRun]]:
     """Records as runs: consecutive records of one arrival time share one joined buffer."""
     routed: list[tuple[PartitionKey, RecordRun]] = []
     start = 0
@@ -70,7 +120,7 @@ def _runs(records: list[ProcessingRecord]) -> list[tuple[PartitionKey, RecordRun
         data = memoryview(b"".join(record.data for record in group))
         routed.append(
             (
-                None,
+                partition,
                 RecordRun(
                     group[0].seq,
                     arrival,
@@ -86,18 +136,29 @@ def _runs(records: list[ProcessingRecord]) -> list[tuple[PartitionKey, RecordRun
 
 
 def build_stage(
-    processing: ProcessingConfiguration | None, context: ProcessingContext
+    processing: ProcessingConfiguration | None,
+    context: ProcessingContext,
+    router: PartitionRouter | None = None,
 ) -> ProcessingStage | None:
-    """The stage a destination's ProcessingConfiguration asks for; None when it asks for none."""
+    """The stage a destination's ProcessingConfiguration asks for; None when it asks for none.
+    With `router` (dynamic partitioning) records are routed to partitions."""
     if processing is None or not processing.active:
-        return None
+        return None if router is None else ProcessingStage([], router)
     by_type = {config.type: config for config in processing.active}
     missing = [kind for kind in by_type if kind not in PROCESSORS]
     if missing:
         raise ValueError(f"processor types not available: {', '.join(missing)}")
     return ProcessingStage(
-        [PROCESSORS[kind](by_type[kind], context) for kind in ORDER if kind in by_type]
+        [PROCESSORS[kind](by_type[kind], context) for kind in ORDER if kind in by_type], router
     )
+
+
+def build_router(config: DeliveryStreamConfig) -> PartitionRouter | None:
+    """The partition router of a stream with dynamic partitioning enabled, else None."""
+    section = config.destination
+    if isinstance(section, ExtendedS3Destination) and section.partitioned:
+        return PartitionRouter(section.prefix)
+    return None
 
 
 def processing_problems(config: DeliveryStreamConfig) -> list[tuple[str, str]]:

@@ -1,0 +1,119 @@
+"""Dynamic partitioning: each record to the partition its prefix keys name, or to the error
+output when it has no usable keys.
+
+A partition is named by the values of the partition keys the `Prefix` uses, as sorted
+(`namespace:key`, value) pairs, so records that differ only in keys the prefix does not use
+share a buffer. The S3 destination evaluates the prefix of each batch with its partition.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from firehose.batch import PartitionKey
+from firehose.buffer import PARTITIONING_FAILED
+from firehose.destination import FailedRecord
+from firehose.keys import (
+    MAX_EVALUATED_PREFIX,
+    PARTITION_KEY_FROM_QUERY,
+    fixed_prefix_width,
+    partition_name,
+    prefix_partition_keys,
+)
+from transforms.processor import ProcessingRecord
+from transforms.records import failure
+
+OUTPUT_TYPE = PARTITIONING_FAILED
+MISSING_KEY = "DynamicPartitioning.MetadataExtractionFailed"
+INVALID_VALUE = "DynamicPartitioning.InvalidPartitionValue"
+_UNSAFE = frozenset(chr(code) for code in (*range(0x20), *range(0x7F, 0xA0))) | {"/"}
+
+
+def value_problem(value: str) -> str | None:
+    """Why a partition value cannot go in an object key, or None: it would add or climb a path
+    level, or hold characters S3 tools and local folders handle badly."""
+    if value in ("", ".", ".."):
+        return f"the partition value {value!r} is not a usable path segment"
+    bad = _UNSAFE.intersection(value)
+    if bad:
+        shown = ", ".join(repr(char) for char in sorted(bad))
+        return f"the partition value {value[:80]!r} contains {shown}"
+    return None
+
+
+class PartitionRouter:
+    """Names the partition of each record from the keys `Prefix` uses."""
+
+    # Value combinations already checked, so that a record of a known partition costs one
+    # lookup; bounded, as values may be unbounded.
+    CACHE_SIZE = 8192
+
+    def __init__(self, prefix: str) -> None:
+        self._uses = [
+            (namespace == PARTITION_KEY_FROM_QUERY, namespace, key)
+            for namespace, key in prefix_partition_keys(prefix)
+        ]
+        # Each use of a key in the prefix adds its value's length to the evaluated prefix.
+        self._counts = [_count_uses(prefix, namespace, key) for _, namespace, key in self._uses]
+        self._room = MAX_EVALUATED_PREFIX - fixed_prefix_width(prefix)
+        self._known: dict[tuple[str | None, ...], PartitionKey] = {}
+
+    def partition(self, record: ProcessingRecord) -> PartitionKey | FailedRecord:
+        """The record's partition, or the error record saying why it has none."""
+        if len(self._uses) == 1:  # the common case, without a generator per record
+            query, _, key = self._uses[0]
+            values: tuple[str | None, ...] = (
+                _lookup(record.query_keys if query else record.lambda_keys, key),
+            )
+        else:
+            values = tuple(
+                _lookup(record.query_keys if query else record.lambda_keys, name)
+                for query, _, name in self._uses
+            )
+        known = self._known.get(values)
+        if known is not None:
+            return known
+        partition = self._check(record, values)
+        if not isinstance(partition, FailedRecord) and len(self._known) < self.CACHE_SIZE:
+            self._known[values] = partition
+        return partition
+
+    def _check(
+        self, record: ProcessingRecord, values: tuple[str | None, ...]
+    ) -> PartitionKey | FailedRecord:
+        pairs: list[tuple[str, str]] = []
+        length = 0
+        for (_, namespace, key), value, count in zip(self._uses, values, self._counts, strict=True):
+            if value is None:
+                return failure(
+                    record,
+                    OUTPUT_TYPE,
+                    MISSING_KEY,
+                    f"no value for !{{{namespace}:{key}}} among the record's partition keys",
+                )
+            problem = value_problem(value)
+            if problem is not None:
+                return failure(record, OUTPUT_TYPE, INVALID_VALUE, problem)
+            length += len(value) * count
+            pairs.append((partition_name(namespace, key), value))
+        if length > self._room:
+            return failure(
+                record,
+                OUTPUT_TYPE,
+                INVALID_VALUE,
+                f"the partition values make the prefix longer than {MAX_EVALUATED_PREFIX} "
+                "characters",
+            )
+        pairs.sort()
+        return tuple(pairs)
+
+
+def _lookup(keys: Mapping[str, str] | None, key: str) -> str | None:
+    if keys is None:
+        return None
+    value = keys.get(key)
+    return value if isinstance(value, str) else None
+
+
+def _count_uses(prefix: str, namespace: str, key: str) -> int:
+    return prefix.count(f"!{{{namespace}:{key}}}")
