@@ -46,7 +46,12 @@ def _s3(config: DeliveryStreamConfig, context: DestinationContext) -> Destinatio
     section = config.destination
     assert isinstance(section, ExtendedS3Destination)
     return S3Destination(
-        config.name, section, context.store(section.endpoint_url), encoder=context.encoder
+        config.name,
+        section,
+        context.store(section.endpoint_url),
+        encoder=context.encoder,
+        region=context.settings.region,
+        account_id=context.settings.account_id,
     )
 
 

@@ -28,6 +28,11 @@ from pydantic import (
 from pydantic.fields import FieldInfo
 
 from firehose.compression import CODECS, UnknownCompressionFormat, get_codec
+from firehose.format_config import (
+    DEFAULT_BUFFER_MIB,
+    MIN_BUFFER_MIB,
+    DataFormatConversionConfiguration,
+)
 from firehose.keys import file_extension_problems, prefix_problems, time_zone_problems
 from firehose.processing_config import ProcessingConfiguration
 from firehose.retry import RetryPolicy
@@ -312,10 +317,10 @@ class ExtendedS3Destination(S3Configuration, DestinationSection):
     processing_configuration: ProcessingConfiguration | None = Field(
         None, validation_alias=_alias("ProcessingConfiguration", "processing")
     )
-    # Accepted only while disabled: turning them on changes the output, which is not built yet.
-    data_format_conversion_configuration: dict[str, Any] | None = Field(
-        None, validation_alias=_alias("DataFormatConversionConfiguration")
+    data_format_conversion_configuration: DataFormatConversionConfiguration | None = Field(
+        None, validation_alias=_alias("DataFormatConversionConfiguration", "format_conversion")
     )
+    # Accepted only while disabled: turning it on changes the output, which is not built yet.
     dynamic_partitioning_configuration: dict[str, Any] | None = Field(
         None, validation_alias=_alias("DynamicPartitioningConfiguration")
     )
@@ -339,6 +344,48 @@ class ExtendedS3Destination(S3Configuration, DestinationSection):
             }
         return data
 
+    @model_validator(mode="before")
+    @classmethod
+    def _conversion_buffers_more(cls, data: Any) -> Any:
+        """With format conversion on, SizeInMBs defaults to 128 instead of 5."""
+        if not isinstance(data, dict):
+            return data
+        conversion = _spellings_of(cls, "data_format_conversion_configuration") & data.keys()
+        buffering = _spellings_of(cls, "buffering_hints") & data.keys()
+        if conversion and not buffering:
+            section = data[next(iter(conversion))]
+            if isinstance(section, dict) and not _explicitly_disabled(section):
+                default = {"SizeInMBs": DEFAULT_BUFFER_MIB, "IntervalInSeconds": 300}
+                data = {**data, "BufferingHints": default}
+        return data
+
+    @model_validator(mode="after")
+    def _conversion_rules(self) -> ExtendedS3Destination:
+        """Format conversion compresses inside the file, and needs big buffers to be worth it."""
+        if self.conversion is None:
+            return self
+        problems = []
+        if self.compression_format != "UNCOMPRESSED":
+            problems.append(
+                (
+                    "CompressionFormat",
+                    "must be UNCOMPRESSED when DataFormatConversionConfiguration is enabled: "
+                    "the serializer's Compression compresses inside the file",
+                )
+            )
+        if self.buffering_hints.size_in_mbs < MIN_BUFFER_MIB:
+            problems.append(
+                (
+                    "BufferingHints",
+                    f"SizeInMBs must be at least {MIN_BUFFER_MIB} when "
+                    "DataFormatConversionConfiguration is enabled "
+                    f"(got {self.buffering_hints.size_in_mbs})",
+                )
+            )
+        if problems:
+            raise FieldProblems(problems)
+        return self
+
     @field_validator("file_extension")
     @classmethod
     def _check_extension(cls, value: str | None) -> str | None:
@@ -355,10 +402,7 @@ class ExtendedS3Destination(S3Configuration, DestinationSection):
             raise ValueError("; ".join(problems))
         return value or None
 
-    @field_validator(
-        "data_format_conversion_configuration",
-        "dynamic_partitioning_configuration",
-    )
+    @field_validator("dynamic_partitioning_configuration")
     @classmethod
     def _not_enabled_yet(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
         if value is not None and not _explicitly_disabled(value):
@@ -379,8 +423,18 @@ class ExtendedS3Destination(S3Configuration, DestinationSection):
         return value
 
     @property
+    def conversion(self) -> DataFormatConversionConfiguration | None:
+        """The format conversion section when it is enabled, else None."""
+        section = self.data_format_conversion_configuration
+        return section if section is not None and section.enabled else None
+
+    @property
     def extension(self) -> str:
-        return self.file_extension or CODECS[self.compression_format].extension
+        if self.file_extension:
+            return self.file_extension
+        if self.conversion is not None:
+            return self.conversion.extension
+        return CODECS[self.compression_format].extension
 
     @property
     def key_time_zone(self) -> str | None:
@@ -410,6 +464,10 @@ class ExtendedS3Destination(S3Configuration, DestinationSection):
             extended["CustomTimeZone"] = self.custom_time_zone
         if self.processing_configuration is not None:
             extended["ProcessingConfiguration"] = self.processing_configuration.description()
+        if self.data_format_conversion_configuration is not None:
+            extended["DataFormatConversionConfiguration"] = (
+                self.data_format_conversion_configuration.description()
+            )
         return {"S3DestinationDescription": plain, "ExtendedS3DestinationDescription": extended}
 
 

@@ -513,10 +513,7 @@ def test_both_destination_keys_is_a_problem(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(
     "section",
-    [
-        "DataFormatConversionConfiguration",
-        "DynamicPartitioningConfiguration",
-    ],
+    ["DynamicPartitioningConfiguration"],
 )
 def test_enabled_features_not_built_yet(tmp_path: Path, section: str) -> None:
     problem = only_problem(write_body(tmp_path, with_s3(**{section: {"Enabled": True}})))
