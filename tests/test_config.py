@@ -868,8 +868,8 @@ def test_repository_example_loads() -> None:
     [
         (
             {"DataFormatConversionConfiguration": {"OutputFormatConfiguration": {}}},
-            "DataFormatConversionConfiguration",
-            "not supported by this version yet",
+            "DataFormatConversionConfiguration.OutputFormatConfiguration.Serializer",
+            "is required",
         ),
         (
             {"ProcessingConfiguration": {"Processors": [{"Type": "Lambda"}]}},

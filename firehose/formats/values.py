@@ -12,7 +12,7 @@ import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import date
-from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+from decimal import ROUND_HALF_UP, Context, Decimal, InvalidOperation
 from typing import Any
 
 import orjson
@@ -24,6 +24,8 @@ from firehose.formats.timestamps import hive_timestamp, openx_timestamp
 Converter = Callable[[Any], Any]
 _INTEGER_TEXT = re.compile(r"^\s*[-+]?\d+\s*$")
 _DATE_TEXT = re.compile(r"^(\d{4})-(\d{1,2})-(\d{1,2})$")
+# Room for 38 digits and any scale: the default context keeps only 28.
+_DECIMALS = Context(prec=80)
 
 
 class ValueProblem(ValueError):
@@ -128,7 +130,7 @@ def _boolean(kind: HiveType, rules: JsonRules) -> Converter:
 def _decimal(kind: HiveType, rules: JsonRules) -> Converter:
     precision, scale = kind.args
     quantum = Decimal(1).scaleb(-scale)
-    limit = Decimal(10) ** (precision - scale)
+    limit = Decimal(f"1E{precision - scale}")
 
     def convert(value: Any) -> Decimal:
         # Strings too, for both: a decimal's digits are often sent quoted to keep them exact.
@@ -136,10 +138,10 @@ def _decimal(kind: HiveType, rules: JsonRules) -> Converter:
             raise ValueProblem(f"{_kind(value)} given for a {kind} column")
         try:
             number = Decimal(value if isinstance(value, str | int) else repr(value))
-            rounded = number.quantize(quantum, rounding=ROUND_HALF_UP)
+            rounded = number.quantize(quantum, rounding=ROUND_HALF_UP, context=_DECIMALS)
         except InvalidOperation:
             raise ValueProblem(f"{value!r:.40} is not a {kind}") from None
-        if not rounded.is_finite() or abs(rounded) >= limit:
+        if not rounded.is_finite() or rounded.copy_abs() >= limit:
             raise ValueProblem(f"{value!r:.40} is out of the range of {kind}")
         return rounded
 
