@@ -34,7 +34,8 @@ def as_python(table: pa.Table, column: str) -> list[Any]:
     values = table.column(column)
     if pa.types.is_timestamp(values.type):
         values = values.cast(pa.int64())
-    return values.to_pylist()
+    result: list[Any] = values.to_pylist()
+    return result
 
 
 def read_both(type_text: str, rules: JsonRules, documents: list[Any]) -> tuple[Any, Any]:
@@ -95,7 +96,7 @@ CASES: list[tuple[str, JsonRules, Any, Any]] = [
         OPENX,
         "2024-01-02T03:04:05.123456789Z",
         ns("2024-01-02T03:04:05", 123_456_789),
-    ),  # fmt: skip
+    ),
     ("timestamp", OPENX, "2024-1-2 03:04:05", ns("2024-01-02T03:04:05")),
     ("timestamp", OPENX, "2024-01-02 03:04:05.25", ns("2024-01-02T03:04:05", 250_000_000)),
     ("timestamp", OPENX, 1704164645, ns("2024-01-02T03:04:05")),
@@ -116,7 +117,7 @@ CASES: list[tuple[str, JsonRules, Any, Any]] = [
         OPENX,
         {"A": 1, "b": {"C": [1.25]}, "junk": 0},
         {"a": 1, "b": {"c": [Decimal("1.3")]}},
-    ),  # fmt: skip
+    ),
     ("struct<a:timestamp>", OPENX, {"a": 1704164645}, {"a": datetime(2024, 1, 2, 3, 4, 5)}),
     ("struct<a:int>", OPENX, [1], "FAIL"),
     ("array<int>", OPENX, "1,2", "FAIL"),
