@@ -11,6 +11,9 @@ Baseline, in this process after the service phase: the same records in buffers o
 each read with `pyarrow.json.read_json` and written with `pyarrow.parquet.write_table` (ZSTD),
 over this process's CPU seconds for that work alone.
 
+Also printed: the service's converter alone (`RecordConverter`) on the baseline's buffers, which
+tells the conversion's cost apart from the service's ingest.
+
 Peak memory: the service's peak RSS (to exit) above its RSS before the load, against the buffer.
 """
 
@@ -32,6 +35,9 @@ import pybase64
 
 from bench.clickstream import Body, build_pool
 from bench.ingest import MIB, Landed, run_service
+from firehose.format_config import DataFormatConversionConfiguration
+from firehose.formats.convert import RecordConverter
+from firehose.formats.schema import parse_columns
 from firehose.testing.servers import S3Server, start_seaweedfs, stop
 
 COLUMNS = [
@@ -75,10 +81,15 @@ def _records(pool: Sequence[Body]) -> list[bytes]:
     ]
 
 
-def baseline(pool: Sequence[Body], records: int, buffer_mib: int) -> tuple[int, float]:
-    """(records converted, CPU seconds): pyarrow alone, buffers of `buffer_mib` MiB."""
+def baseline(pool: Sequence[Body], records: int, buffer_mib: int) -> tuple[int, float, float]:
+    """(records converted, CPU seconds of pyarrow alone, CPU seconds of the service's converter
+    alone), buffers of `buffer_mib` MiB."""
     source = _records(pool)
-    done, cpu = 0, 0.0
+    config = DataFormatConversionConfiguration.model_validate(
+        conversion_destination(buffer_mib)["DataFormatConversionConfiguration"]
+    )
+    converter = RecordConverter(config, parse_columns(COLUMNS))
+    done, cpu, converter_cpu = 0, 0.0, 0.0
     buffer: list[bytes] = []
     size = 0
     index = 0
@@ -94,9 +105,12 @@ def baseline(pool: Sequence[Body], records: int, buffer_mib: int) -> tuple[int, 
             sink = io.BytesIO()
             pq.write_table(table, sink, compression="zstd")
             cpu += time.process_time() - started
+            started = time.process_time()
+            converter.convert([(data, [len(record) for record in buffer])])
+            converter_cpu += time.process_time() - started
             done += len(buffer)
             buffer, size = [], 0
-    return done, cpu
+    return done, cpu, converter_cpu
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -125,7 +139,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         finally:
             stop(weed)
     landed = svc.landed
-    base_records, base_cpu = baseline(pool, max(landed.records, 1), args.buffer_mib)
+    base_records, base_cpu, converter_cpu = baseline(pool, max(landed.records, 1), args.buffer_mib)
     service_rate = landed.records / svc.cpu_total_s
     base_rate = base_records / base_cpu
     ratio = service_rate / base_rate
@@ -141,6 +155,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"{base_cpu:.2f} CPU s, pyarrow.json.read_json + pyarrow.parquet.write_table)"
     )
     print(f"ratio service/baseline: {ratio:.0%} (target ≥ {TARGET_RATIO:.0%})")
+    converter_rate = base_records / converter_cpu
+    print(
+        f"the service's converter alone: {converter_rate:,.0f} records/s per core, "
+        f"{converter_rate / base_rate:.0%} of the baseline"
+    )
     print(
         f"peak RSS {svc.max_rss_mib:.0f} MiB, {svc.rss_start_mib:.0f} before the load: "
         f"+{growth:.0f} MiB = {growth / args.buffer_mib:.2f}x the {args.buffer_mib} MiB buffer "
