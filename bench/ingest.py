@@ -30,7 +30,7 @@ import sys
 import tempfile
 import time
 import urllib.request
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -235,15 +235,19 @@ def run_service(
     bucket: str = SERVICE_BUCKET,
     destination: dict[str, Any] | None = None,
     env: dict[str, str] | None = None,
+    count: Callable[[S3Server, str], Landed] | None = None,
 ) -> ServiceFigures:
-    """Run the service under load; `destination` adds to its S3 destination's config."""
+    """Run the service under load; `destination` adds to (or overrides) its S3 destination's
+    config; `count` reads what landed (gzip'd lines unless told)."""
     server.create_bucket(bucket)
     stream = s3_stream(
         STREAM,
         bucket,
-        CompressionFormat="GZIP",
-        BufferingHints={"SizeInMBs": args.buffer_mib, "IntervalInSeconds": 60},
-        **(destination or {}),
+        **{
+            "CompressionFormat": "GZIP",
+            "BufferingHints": {"SizeInMBs": args.buffer_mib, "IntervalInSeconds": 60},
+            **(destination or {}),
+        },
     )
     env = {
         **server.env(),
@@ -285,7 +289,7 @@ def run_service(
         flush_s=flush_s,
         exit_code=code,
         s3_cpu_s=s3_cpu,
-        landed=count_landed(server, bucket),
+        landed=(count or count_landed)(server, bucket),
     )
 
 

@@ -53,6 +53,8 @@ def _s3(config: DeliveryStreamConfig, context: DestinationContext) -> Destinatio
         context.store(section.endpoint_url),
         encoder=context.encoder,
         dynamic_partitioning=section.partitioned,
+        region=context.settings.region,
+        account_id=context.settings.account_id,
     )
 
 

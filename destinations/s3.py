@@ -12,9 +12,11 @@ from concurrent.futures import Executor
 from destinations.objectstore import ObjectStore
 from firehose.batch import Batch
 from firehose.compression import get_codec
-from firehose.config import S3Configuration
-from firehose.destination import DELIVERED, DeliveryResult, DestinationCounters
+from firehose.config import ExtendedS3Destination, S3Configuration
+from firehose.destination import DELIVERED, DeliveryResult, DestinationCounters, FailedRecord
 from firehose.errors import DeliveryError
+from firehose.formats.convert import Converted, RecordConverter
+from firehose.formats.loading import SchemaUnavailable, load_columns
 from firehose.keys import (
     PARTITION_KEY_FROM_LAMBDA,
     PARTITION_KEY_FROM_QUERY,
@@ -26,7 +28,8 @@ from firehose.keys import (
 
 
 class S3Destination:
-    """Concatenates a batch's records (no delimiter), compresses them off the loop, uploads."""
+    """Concatenates a batch's records (no delimiter), compresses them off the loop, uploads;
+    with format conversion, converts them off the loop instead."""
 
     kind = "S3"
 
@@ -39,6 +42,8 @@ class S3Destination:
         encoder: Executor | None = None,
         version: int = 1,
         dynamic_partitioning: bool = False,
+        region: str = "us-east-1",
+        account_id: str = "000000000000",
     ) -> None:
         self.config = config
         self.store = store
@@ -55,6 +60,11 @@ class S3Destination:
         self._encoder = encoder
         self.target = f"s3://{config.bucket} at {store.description}"
         self.counters = DestinationCounters(self.kind)
+        conversion = config.conversion if isinstance(config, ExtendedS3Destination) else None
+        self.conversion = conversion
+        self._region = region
+        self._account_id = account_id
+        self._converter: RecordConverter | None = None
 
     async def start(self) -> None:
         await self.store.start()
@@ -74,6 +84,8 @@ class S3Destination:
             raise DeliveryError(str(exc), retriable=False, code="S3.KeyTooLong") from exc
 
     async def deliver(self, batch: Batch) -> DeliveryResult:
+        if self.conversion is not None:
+            return await self._deliver_converted(batch)
         key = self.object_key(batch)
         entry_name = key.rsplit("/", 1)[-1].removesuffix(self.codec.extension)
         body = await asyncio.get_running_loop().run_in_executor(
@@ -82,5 +94,74 @@ class S3Destination:
         await self.store.put(self.config.bucket, key, body)
         return DELIVERED
 
+    async def _converter_ready(self) -> RecordConverter:
+        """The converter, built at first use: a Glue schema is read then (and again after a
+        failure to read it, which fails the attempt, so the stream retries)."""
+        if self._converter is None:
+            assert self.conversion is not None
+            try:
+                columns = await load_columns(self.conversion.schema_source, self._region)
+            except SchemaUnavailable as exc:
+                raise DeliveryError(str(exc), code=exc.code) from exc
+            self._converter = RecordConverter(self.conversion, columns)
+        return self._converter
+
+    async def _deliver_converted(self, batch: Batch) -> DeliveryResult:
+        converter = await self._converter_ready()
+        key = self.object_key(batch)
+        segments = [(run.data, run.lengths) for run in batch.runs]
+        converted = await asyncio.get_running_loop().run_in_executor(
+            self._encoder, _convert, converter, segments
+        )
+        if converted.body is not None:
+            assert isinstance(converted.body, bytes)
+            await self.store.put(self.config.bucket, key, converted.body)
+        return DeliveryResult(failed=self._failed(batch, converted))
+
+    def _failed(self, batch: Batch, converted: Converted) -> list[FailedRecord]:
+        if not converted.failures:
+            return []
+        assert self.conversion is not None
+        schema = self.conversion.schema_source
+        region = schema.region or self._region
+        catalog_id = schema.catalog_id or self._account_id
+        table = {
+            "catalogId": catalog_id,
+            "databaseName": schema.database_name,
+            "tableName": schema.table_name,
+            "region": region,
+            "versionId": schema.version_id,
+            "catalogArn": f"arn:aws:glue:{region}:{catalog_id}:catalog",
+        }
+        why = {failure.index: failure for failure in converted.failures}
+        failed = []
+        for index, record in enumerate(batch.records()):
+            failure = why.get(index)
+            if failure is not None:
+                details = {
+                    "sequenceNumber": str(record.seq),
+                    "subSequenceNumber": record.sub_seq,
+                    "dataCatalogTable": table,
+                }
+                failed.append(
+                    FailedRecord(
+                        record,
+                        "format-conversion-failed",
+                        failure.code,
+                        failure.message,
+                        details=details,
+                        retriable=False,
+                    )
+                )
+        return failed
+
     async def close(self) -> None:
         await self.store.close()
+
+
+def _convert(converter: RecordConverter, segments: list[tuple[memoryview, list[int]]]) -> Converted:
+    """In an encoder thread: convert, and copy the body out of Arrow's buffer for the store."""
+    converted = converter.convert(segments)
+    if converted.body is not None and not isinstance(converted.body, bytes):
+        converted.body = converted.body.to_pybytes()
+    return converted

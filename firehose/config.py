@@ -29,10 +29,9 @@ from pydantic import (
 from pydantic.fields import FieldInfo
 
 from firehose.compression import CODECS, UnknownCompressionFormat, get_codec
+from firehose.format_config import DataFormatConversionConfiguration
 from firehose.keys import file_extension_problems, prefix_problems, time_zone_problems
 from firehose.partitioning_config import (
-    DEFAULT_SIZE_IN_MBS,
-    MIN_SIZE_IN_MBS,
     DynamicPartitioningConfiguration,
     enabled_in,
     key_source_problems,
@@ -94,6 +93,11 @@ class FieldProblems(ValueError):
     def __init__(self, problems: list[tuple[str, str]]) -> None:
         super().__init__("; ".join(f"{field}: {message}" for field, message in problems))
         self.problems = problems
+
+
+# Format conversion and dynamic partitioning buffer more: SizeInMBs 64 to 128, default 128.
+BIG_BUFFER_MIN_MIB = 64
+BIG_BUFFER_DEFAULT_MIB = 128
 
 
 class _Model(BaseModel):
@@ -327,9 +331,8 @@ class ExtendedS3Destination(S3Configuration, DestinationSection):
     processing_configuration: ProcessingConfiguration | None = Field(
         None, validation_alias=_alias("ProcessingConfiguration", "processing")
     )
-    # Accepted only while disabled: turning them on changes the output, which is not built yet.
-    data_format_conversion_configuration: dict[str, Any] | None = Field(
-        None, validation_alias=_alias("DataFormatConversionConfiguration")
+    data_format_conversion_configuration: DataFormatConversionConfiguration | None = Field(
+        None, validation_alias=_alias("DataFormatConversionConfiguration", "format_conversion")
     )
     dynamic_partitioning_configuration: DynamicPartitioningConfiguration | None = Field(
         None,
@@ -355,6 +358,24 @@ class ExtendedS3Destination(S3Configuration, DestinationSection):
             }
         return data
 
+    @model_validator(mode="after")
+    def _conversion_rules(self) -> ExtendedS3Destination:
+        """Format conversion compresses inside the file, and needs big buffers to be worth it."""
+        if self.conversion is None:
+            return self
+        problems = []
+        if self.compression_format != "UNCOMPRESSED":
+            problems.append(
+                (
+                    "CompressionFormat",
+                    "must be UNCOMPRESSED when DataFormatConversionConfiguration is enabled: "
+                    "the serializer's Compression compresses inside the file",
+                )
+            )
+        if problems:
+            raise FieldProblems(problems)
+        return self
+
     @field_validator("file_extension")
     @classmethod
     def _check_extension(cls, value: str | None) -> str | None:
@@ -371,28 +392,45 @@ class ExtendedS3Destination(S3Configuration, DestinationSection):
             raise ValueError("; ".join(problems))
         return value or None
 
-    @field_validator(
-        "data_format_conversion_configuration",
-    )
-    @classmethod
-    def _not_enabled_yet(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
-        if value is not None and not _explicitly_disabled(value):
-            raise ValueError(
-                "is not supported by this version yet: remove it or set Enabled to false"
-            )
-        return value
-
     @model_validator(mode="before")
     @classmethod
-    def _partitioned_buffer_default(cls, data: Any) -> Any:
-        """With dynamic partitioning the buffer size defaults to 128 MiB, not 5."""
-        given = isinstance(data, dict) and not _spellings_of(cls, "buffering_hints").isdisjoint(
-            data
-        )
-        if isinstance(data, dict) and enabled_in(data) and not given:
-            default = {"SizeInMBs": DEFAULT_SIZE_IN_MBS, "IntervalInSeconds": 300}
+    def _big_buffer_default(cls, data: Any) -> Any:
+        """With format conversion or dynamic partitioning on, SizeInMBs defaults to 128, not 5."""
+        if not isinstance(data, dict) or not _spellings_of(cls, "buffering_hints").isdisjoint(data):
+            return data
+        conversion = [
+            data[key]
+            for key in _spellings_of(cls, "data_format_conversion_configuration") & data.keys()
+        ]
+        converting = any(isinstance(c, dict) and not _explicitly_disabled(c) for c in conversion)
+        if converting or enabled_in(data):
+            default = {"SizeInMBs": BIG_BUFFER_DEFAULT_MIB, "IntervalInSeconds": 300}
             data = {**data, "BufferingHints": default}
         return data
+
+    @model_validator(mode="after")
+    def _big_buffer_minimum(self) -> ExtendedS3Destination:
+        """Format conversion and dynamic partitioning need buffers of 64 MiB at least."""
+        size = self.buffering_hints.size_in_mbs
+        needs = [
+            name
+            for name, on in (
+                ("DataFormatConversionConfiguration", self.conversion is not None),
+                ("DynamicPartitioningConfiguration", self.partitioned),
+            )
+            if on
+        ]
+        if needs and size < BIG_BUFFER_MIN_MIB:
+            raise FieldProblems(
+                [
+                    (
+                        "BufferingHints",
+                        f"SizeInMBs is {size}: with {' and '.join(needs)} enabled it is "
+                        f"{BIG_BUFFER_MIN_MIB} to 128",
+                    )
+                ]
+            )
+        return self
 
     @model_validator(mode="after")
     def _partitioning_rules(self) -> ExtendedS3Destination:
@@ -402,10 +440,6 @@ class ExtendedS3Destination(S3Configuration, DestinationSection):
         )
         if self.partitioned and not problems:
             problems += key_source_problems(self.prefix, self.processing_configuration)
-            size = self.buffering_hints.size_in_mbs
-            if size < MIN_SIZE_IN_MBS:
-                problems.append(("BufferingHints", f"SizeInMBs is {size}: with dynamic "
-                                 f"partitioning it is {MIN_SIZE_IN_MBS} to 128"))  # fmt: skip
             if self.buffering_hints.interval_in_seconds == 0:
                 problems.append(("BufferingHints", "IntervalInSeconds 0 (zero buffering) is "
                                  "not available with dynamic partitioning"))  # fmt: skip
@@ -425,8 +459,18 @@ class ExtendedS3Destination(S3Configuration, DestinationSection):
         return value
 
     @property
+    def conversion(self) -> DataFormatConversionConfiguration | None:
+        """The format conversion section when it is enabled, else None."""
+        section = self.data_format_conversion_configuration
+        return section if section is not None and section.enabled else None
+
+    @property
     def extension(self) -> str:
-        return self.file_extension or CODECS[self.compression_format].extension
+        if self.file_extension:
+            return self.file_extension
+        if self.conversion is not None:
+            return self.conversion.extension
+        return CODECS[self.compression_format].extension
 
     @property
     def key_time_zone(self) -> str | None:
@@ -465,6 +509,10 @@ class ExtendedS3Destination(S3Configuration, DestinationSection):
         if self.dynamic_partitioning_configuration is not None:
             partitioning = self.dynamic_partitioning_configuration.description()
             extended["DynamicPartitioningConfiguration"] = partitioning
+        if self.data_format_conversion_configuration is not None:
+            extended["DataFormatConversionConfiguration"] = (
+                self.data_format_conversion_configuration.description()
+            )
         return {"S3DestinationDescription": plain, "ExtendedS3DestinationDescription": extended}
 
 

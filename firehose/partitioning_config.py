@@ -19,9 +19,6 @@ from firehose.keys import (
 )
 from firehose.processing_config import ProcessingConfiguration
 
-MIN_SIZE_IN_MBS = 64
-DEFAULT_SIZE_IN_MBS = 128
-
 
 class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)

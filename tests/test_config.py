@@ -512,19 +512,6 @@ def test_both_destination_keys_is_a_problem(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(
-    "section",
-    [
-        "DataFormatConversionConfiguration",
-    ],
-)
-def test_enabled_features_not_built_yet(tmp_path: Path, section: str) -> None:
-    problem = only_problem(write_body(tmp_path, with_s3(**{section: {"Enabled": True}})))
-    assert problem.field == f"ExtendedS3DestinationConfiguration.{section}"
-    assert "not supported" in problem.allowed
-    assert "Enabled" in problem.allowed
-
-
-@pytest.mark.parametrize(
     "destination",
     ["HttpEndpointDestinationConfiguration", "RedshiftDestinationConfiguration"],
 )
@@ -870,8 +857,8 @@ def test_repository_example_loads() -> None:
     [
         (
             {"DataFormatConversionConfiguration": {"OutputFormatConfiguration": {}}},
-            "DataFormatConversionConfiguration",
-            "not supported by this version yet",
+            "DataFormatConversionConfiguration.OutputFormatConfiguration.Serializer",
+            "is required",
         ),
         (
             {"ProcessingConfiguration": {"Processors": [{"Type": "Lambda"}]}},

@@ -1,0 +1,282 @@
+"""A batch of JSON records into one Arrow table, and the records that do not fit.
+
+The whole batch first goes through Arrow's own JSON reader (C++, threads, no Python per
+record) with a reader schema built from the columns. Whatever that way cannot vouch for gives
+the same answer as `values` or is refused: a record that is not one line, a key spelled in
+another case, a value the reader will not take. The batch is then halved until the halves that
+fail are small, and only those go record by record through `values`, which names the records
+that fail.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from itertools import accumulate, pairwise
+
+import orjson
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.json as pj
+
+from firehose.formats.hive_types import INTEGER_RANGES, HiveType
+from firehose.formats.timestamps import timestamp_column
+from firehose.formats.values import JsonRules, RowReader, ValueProblem
+
+# The error codes of a record that fails: not JSON at all, or JSON that does not fit.
+PARSE_ERROR = "DataFormatConversion.ParseError"
+MALFORMED_DATA = "DataFormatConversion.MalformedData"
+# Below this many records a failing part goes record by record instead of being halved.
+_SMALL = 256
+_MIN_BLOCK = 1 << 20
+_EXACT_LEAVES = {"string", "boolean", "float", "double", "binary", *INTEGER_RANGES}
+
+Records = Sequence[bytes | memoryview]
+Segment = tuple[bytes | memoryview, Sequence[int]]  # records back to back, and their lengths
+
+
+@dataclass(frozen=True)
+class RecordFailure:
+    """Record `index` of the batch could not be converted: why, in Firehose's terms."""
+
+    index: int
+    code: str
+    message: str
+
+
+class _Miss(Exception):
+    """The fast way cannot vouch for this part of the batch."""
+
+
+def _nested_exact(kind: HiveType) -> bool:
+    if kind.name in ("array", "struct"):
+        return all(_nested_exact(child) for child in kind.children)
+    return kind.name in _EXACT_LEAVES
+
+
+class _FastReader:
+    """Arrow's JSON reader, and the checks and casts that make its answer `values`'."""
+
+    def __init__(self, columns: list[tuple[str, HiveType]], rules: JsonRules) -> None:
+        self.columns = columns
+        self.rules = rules
+        self.keys = [rules.column_keys.get(name, name) for name, _ in columns]
+        self.compared = {rules.key(key) for key in self.keys}
+        self.timestamp_keys = [
+            key for key, (_, kind) in zip(self.keys, columns, strict=True)
+            if kind.name == "timestamp"
+        ]  # fmt: skip
+        self.timestamps_as_text = True  # else as numbers: the last way that worked goes first
+        self.schema = pa.schema([pa.field(name, kind.arrow) for name, kind in columns])
+
+    @staticmethod
+    def eligible(columns: list[tuple[str, HiveType]], rules: JsonRules) -> bool:
+        """Whether every column has a reader type whose answers the checks can vouch for."""
+        for _, kind in columns:
+            if kind.name in ("array", "struct") and not _nested_exact(kind):
+                return False
+            if kind.name == "map" or (not rules.openx and kind.name == "decimal"):
+                return False
+            if kind.name == "timestamp" and rules.timestamp_formats:
+                return False
+        return True
+
+    def _reader_type(self, kind: HiveType) -> pa.DataType | None:
+        if kind.name in ("varchar", "char", "date"):
+            return pa.string()
+        if kind.name == "decimal":
+            return pa.decimal128(38, kind.args[1])  # the precision is checked by a cast
+        if kind.name == "timestamp":
+            return pa.string() if self.timestamps_as_text else None  # None: inferred
+        return kind.arrow
+
+    def read(self, joined: bytes, count: int, longest: int) -> pa.Table:
+        try:
+            return self._read(joined, count, longest)
+        except _Miss:
+            raise
+        except (pa.ArrowException, ValueError) as exc:
+            message = str(exc)
+            if not any(f"Column(/{key})" in message for key in self.timestamp_keys):
+                raise _Miss(message) from None
+        self.timestamps_as_text = not self.timestamps_as_text  # the other way, once
+        try:
+            return self._read(joined, count, longest)
+        except (pa.ArrowException, ValueError) as exc:
+            self.timestamps_as_text = not self.timestamps_as_text
+            raise _Miss(str(exc)) from None
+
+    def _read(self, joined: bytes, count: int, longest: int) -> pa.Table:
+        fields = []
+        for key, (_, kind) in zip(self.keys, self.columns, strict=True):
+            reader_type = self._reader_type(kind)
+            if reader_type is not None:
+                fields.append(pa.field(key, reader_type))
+        table = pj.read_json(
+            pa.BufferReader(joined),
+            read_options=pj.ReadOptions(block_size=max(_MIN_BLOCK, 2 * longest)),
+            parse_options=pj.ParseOptions(
+                explicit_schema=pa.schema(fields), unexpected_field_behavior="infer"
+            ),
+        )
+        if table.num_rows != count:
+            raise _Miss("a record is not exactly one JSON object")
+        known = set(self.keys)
+        for name in table.column_names:
+            if name not in known and self.rules.key(name) in self.compared:
+                raise _Miss(f"key {name!r} is spelled unlike its column")
+        arrays = []
+        for key, (_, kind) in zip(self.keys, self.columns, strict=True):
+            if key in table.column_names:
+                values = table.column(key)
+                arrays.append(self._finish(values.combine_chunks(), kind))
+            else:
+                arrays.append(pa.nulls(count, kind.arrow))
+        return pa.Table.from_arrays(arrays, schema=self.schema)
+
+    def _finish(self, values: pa.Array, kind: HiveType) -> pa.Array:
+        if kind.name == "varchar":
+            return pc.utf8_slice_codeunits(values, 0, kind.args[0])
+        if kind.name == "char":
+            return pc.utf8_rpad(pc.utf8_slice_codeunits(values, 0, kind.args[0]), kind.args[0])
+        if kind.name == "date":
+            if pc.any(pc.invert(pc.match_substring_regex(values, r"^\d{4}-\d{2}-\d{2}$"))).as_py():
+                raise _Miss("a date in another form")
+            return values.cast(pa.date32())
+        if kind.name == "decimal":
+            return values.cast(kind.arrow)  # raises when a value has too many digits
+        if kind.name == "timestamp":
+            return timestamp_column(values, openx=self.rules.openx)
+        if values.type != kind.arrow:
+            raise _Miss(f"the reader gave {values.type} for {kind}")
+        return values
+
+
+class JsonToArrow:
+    """Reads batches of JSON records into tables of `columns`, naming the records that fail."""
+
+    def __init__(self, columns: list[tuple[str, HiveType]], rules: JsonRules) -> None:
+        self.schema = pa.schema([pa.field(name, kind.arrow) for name, kind in columns])
+        self.rows = RowReader(columns, rules)
+        eligible = _FastReader.eligible(columns, rules)
+        self.fast = _FastReader(columns, rules) if eligible else None
+
+    def read(self, segments: Sequence[Segment], first_index: int = 0) -> tuple[
+        pa.Table, list[RecordFailure]
+    ]:  # fmt: skip
+        """The rows of every record that converts, in order, and the failures (indexes from
+        `first_index`)."""
+        lines = _as_lines(segments)
+        if self.fast is not None and lines is not None:
+            try:
+                return self.fast.read(*lines), []
+            except _Miss:
+                pass
+        records = [
+            data[start:end]
+            for data, lengths in segments
+            for start, end in _bounds(data, lengths)
+        ]  # fmt: skip
+        parts: list[tuple[int, pa.Table]] = []
+        failures: list[RecordFailure] = []
+        self._narrow(records, 0, len(records), parts, failures, first_index)
+        parts.sort(key=lambda part: part[0])
+        failures.sort(key=lambda failure: failure.index)
+        tables = [table for _, table in parts if table.num_rows]
+        table = pa.concat_tables(tables) if tables else self.schema.empty_table()
+        return table, failures
+
+    def _narrow(
+        self,
+        records: Records,
+        lo: int,
+        hi: int,
+        parts: list[tuple[int, pa.Table]],
+        failures: list[RecordFailure],
+        first_index: int,
+    ) -> None:
+        """Halve [lo, hi) while exactly one half fails: a few bad records cost two passes
+        over the batch; when both halves fail the cause is everywhere, so go per record."""
+        if hi - lo <= _SMALL or self.fast is None:
+            parts.append((lo, self._per_record(records, lo, hi, failures, first_index)))
+            return
+        mid = (lo + hi) // 2
+        missed = []
+        for start, stop in ((lo, mid), (mid, hi)):
+            table = self._try_fast(records[start:stop])
+            if table is None:
+                missed.append((start, stop))
+            else:
+                parts.append((start, table))
+        if len(missed) == 2:
+            for start, stop in missed:
+                parts.append((start, self._per_record(records, start, stop, failures, first_index)))
+        elif missed:
+            self._narrow(records, *missed[0], parts, failures, first_index)
+
+    def _try_fast(self, records: Records) -> pa.Table | None:
+        assert self.fast is not None
+        lines = _as_lines([(record, [len(record)]) for record in records])
+        if lines is None:
+            return None
+        try:
+            return self.fast.read(*lines)
+        except _Miss:
+            return None
+
+    def _per_record(
+        self,
+        records: Records,
+        lo: int,
+        hi: int,
+        failures: list[RecordFailure],
+        first_index: int,
+    ) -> pa.Table:
+        columns: list[list[object]] = [[] for _ in self.schema]
+        row = self.rows.row
+        for index in range(lo, hi):
+            try:
+                values = row(orjson.loads(records[index]))
+            except orjson.JSONDecodeError as exc:
+                failures.append(RecordFailure(first_index + index, PARSE_ERROR, str(exc)))
+                continue
+            except ValueProblem as exc:
+                failures.append(RecordFailure(first_index + index, MALFORMED_DATA, str(exc)))
+                continue
+            for column, value in zip(columns, values, strict=True):
+                column.append(value)
+        arrays = [
+            pa.array(column, type=field.type)
+            for column, field in zip(columns, self.schema, strict=True)
+        ]
+        return pa.Table.from_arrays(arrays, schema=self.schema)
+
+
+def _bounds(data: bytes | memoryview, lengths: Sequence[int]) -> list[tuple[int, int]]:
+    ends = list(accumulate(lengths, initial=0))
+    return list(pairwise(ends))
+
+
+def _as_lines(segments: Sequence[Segment]) -> tuple[bytes, int, int] | None:
+    """The records as lines for Arrow's reader, their count and the longest; None when some
+    record is not one line starting with `{` (the reader cannot say which row is which)."""
+    count = sum(len(lengths) for _, lengths in segments)
+    if count == 0:
+        return None
+    longest = max(max(lengths, default=0) for _, lengths in segments)
+    ends_in_newline = all(
+        data[end - 1] == 0x0A
+        for data, lengths in segments
+        for end in accumulate(lengths)
+        if end
+    )  # fmt: skip
+    if ends_in_newline:
+        joined = b"".join(data for data, _ in segments)
+    else:
+        pieces = [data[start:end] for data, lengths in segments for start, end in _bounds(
+            data, lengths)]  # fmt: skip
+        joined = b"\n".join(pieces) + b"\n"
+    starts = joined.count(b"\n{") + (joined[:1] == b"{")
+    if joined.count(b"\n") != count or starts != count:
+        return None
+    return joined, count, longest
