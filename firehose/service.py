@@ -32,7 +32,8 @@ from firehose.settings import Settings
 from firehose.source import Source
 from firehose.stream import DeliveryStream
 from transforms.processor import ProcessingContext
-from transforms.stage import build_router, build_stage, processing_problems
+from transforms.remote_stage import RemoteStage
+from transforms.stage import needs_stage, processing_problems
 
 log = logging.getLogger(__name__)
 # Beside data_dir/streams/; one process per data dir, checked before the port is opened.
@@ -93,9 +94,8 @@ class Service:
             max_undelivered_bytes=settings.max_undelivered_bytes,
             segment_bytes=settings.wal_segment_mib * 1024 * 1024,
             stall_seconds=settings.stall_seconds,
-            stage=build_stage(
-                config.destination.processing_configuration, processing, build_router(config)
-            ),
+            # Processors run in a process of their own: the API's core stays the API's.
+            stage=RemoteStage(config, processing) if needs_stage(config) else None,
             error_output=build_error_output(config, context),
             source_backup=build_source_backup(config, context),
             max_active_partitions=settings.max_active_partitions,

@@ -153,6 +153,12 @@ def build_stage(
     )
 
 
+def needs_stage(config: DeliveryStreamConfig) -> bool:
+    """Whether a stream processes its records at all (processors, or dynamic partitioning)."""
+    processing = config.destination.processing_configuration
+    return bool(processing is not None and processing.active) or build_router(config) is not None
+
+
 def build_router(config: DeliveryStreamConfig) -> PartitionRouter | None:
     """The partition router of a stream with dynamic partitioning enabled, else None."""
     section = config.destination

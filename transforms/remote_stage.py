@@ -1,0 +1,177 @@
+"""The processing stage in a process of its own, so processing uses another core than the API.
+
+Processors are Python per record (jq, de-aggregation, the Lambda contract); run on the service's
+event loop they take the very core that answers PutRecordBatch. Here the stream hands each read
+to a child process as plain tuples of bytes and gets routed runs and failed records back; the
+loop only pickles. The child builds the stage from the stream's config; if it dies, the call
+fails (the stream restarts delivery from its watermark) and the next call starts a new one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ctypes
+import multiprocessing
+import signal
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from multiprocessing.connection import Connection
+from typing import Any
+
+from firehose.batch import PartitionKey, Record, RecordRun
+from firehose.config import DeliveryStreamConfig
+from firehose.destination import FailedRecord
+from firehose.stage import StageOutput
+from transforms.processor import ProcessingContext
+
+_SPAWN: Any = multiprocessing.get_context("spawn")
+PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
+# How long a new stage process may take to import and build its processors.
+START_SECONDS = 60.0
+
+# What crosses the pipe: runs as (first seq, arrival ms, lengths, data, seqs, sub seqs).
+WireRun = tuple[int, int, list[int], bytes, list[int] | None, list[int] | None]
+WireFailure = tuple[int, int, bytes, int, str, str, str, dict[str, Any], bool]
+
+
+def _to_wire(run: RecordRun) -> WireRun:
+    return (run.first_seq, run.arrival_ms, run.lengths, bytes(run.data), run.seqs, run.sub_seqs)
+
+
+def _from_wire(wire: WireRun) -> RecordRun:
+    first_seq, arrival_ms, lengths, data, seqs, sub_seqs = wire
+    return RecordRun(first_seq, arrival_ms, lengths, memoryview(data), seqs, sub_seqs)
+
+
+def _failure_to_wire(failure: FailedRecord) -> WireFailure:
+    record = failure.record
+    return (
+        record.seq,
+        record.arrival_ms,
+        bytes(record.data),
+        record.sub_seq,
+        failure.output_type,
+        failure.error_code,
+        failure.error_message,
+        dict(failure.details),
+        failure.retriable,
+    )
+
+
+def _failure_from_wire(wire: WireFailure) -> FailedRecord:
+    seq, arrival_ms, data, sub_seq, output_type, code, message, details, retriable = wire
+    return FailedRecord(
+        Record(seq, arrival_ms, data, sub_seq), output_type, code, message, details, retriable
+    )
+
+
+def _die_with_parent() -> None:
+    """Linux: be killed when the service dies, even by SIGKILL, so no stage outlives it."""
+    if sys.platform == "linux":
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+
+
+def _stage_main(conn: Connection, config: DeliveryStreamConfig, context: ProcessingContext) -> None:
+    """The stage process: build the stream's stage, then process reads until told to stop."""
+    _die_with_parent()
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the service's to handle
+    from transforms.stage import build_router, build_stage
+
+    stage = build_stage(config.destination.processing_configuration, context, build_router(config))
+    loop = asyncio.new_event_loop()
+    conn.send(("ready", None))
+    try:
+        while True:
+            try:
+                request = conn.recv()
+            except (EOFError, OSError):
+                return
+            if request is None or stage is None:
+                return
+            output = loop.run_until_complete(stage.process([_from_wire(r) for r in request]))
+            routed = [(partition, _to_wire(run)) for partition, run in output.routed]
+            failed = [_failure_to_wire(failure) for failure in output.failed]
+            conn.send(("ok", (routed, failed)))
+    finally:
+        if stage is not None:
+            loop.run_until_complete(stage.close())
+        loop.close()
+
+
+class RemoteStage:
+    """A `Stage` whose processors run in a child process (see the module docstring)."""
+
+    def __init__(self, config: DeliveryStreamConfig, context: ProcessingContext) -> None:
+        self._config = config
+        self._context = context
+        self._process: Any = None
+        self._conn: Connection | None = None
+        # One thread waits on the pipe, so the event loop never blocks on it.
+        self._pipe = ThreadPoolExecutor(max_workers=1, thread_name_prefix="stage-pipe")
+
+    def _start(self) -> Connection:
+        ours, theirs = _SPAWN.Pipe()
+        process = _SPAWN.Process(
+            target=_stage_main,
+            args=(theirs, self._config, self._context),
+            name=f"firehose-stage-{self._config.name}",
+        )
+        process.start()
+        theirs.close()  # so that the child's death reads as end of file here
+        if not ours.poll(START_SECONDS):
+            process.kill()
+            raise RuntimeError("the processing stage did not start in time")
+        kind, _ = ours.recv()
+        assert kind == "ready"
+        self._process, self._conn = process, ours
+        connection: Connection = ours
+        return connection
+
+    def _call(self, request: list[WireRun]) -> tuple[list[Any], list[WireFailure]]:
+        conn = self._conn if self._process is not None and self._process.is_alive() else None
+        if conn is None:
+            self._stop()
+            conn = self._start()
+        try:
+            conn.send(request)
+            _, value = conn.recv()
+        except (EOFError, OSError) as exc:
+            self._stop()
+            raise RuntimeError(f"the processing stage process died: {exc!r}") from None
+        routed, failed = value
+        return routed, failed
+
+    async def process(self, runs: list[RecordRun]) -> StageOutput:
+        request = [_to_wire(run) for run in runs]
+        loop = asyncio.get_running_loop()
+        routed, failed = await loop.run_in_executor(self._pipe, self._call, request)
+        output = StageOutput()
+        output.routed = [(_partition(partition), _from_wire(wire)) for partition, wire in routed]
+        output.failed = [_failure_from_wire(wire) for wire in failed]
+        return output
+
+    def _stop(self) -> None:
+        process, conn = self._process, self._conn
+        self._process = self._conn = None
+        if conn is not None:
+            with contextlib.suppress(OSError):
+                conn.send(None)
+        if process is not None:
+            process.join(10)
+            if process.is_alive():
+                process.kill()
+                process.join(5)
+        if conn is not None:
+            conn.close()
+
+    async def close(self) -> None:
+        await asyncio.get_running_loop().run_in_executor(self._pipe, self._stop)
+        self._pipe.shutdown(wait=True)
+
+
+def _partition(value: Any) -> PartitionKey:
+    """Partitions come back as lists of pairs where tuples went in (pickle keeps tuples)."""
+    if value is None:
+        return None
+    return tuple((str(name), str(key)) for name, key in value)
