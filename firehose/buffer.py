@@ -22,8 +22,10 @@ class PartitionBuffers:
         interval_ms: int,
         *,
         object_id: Callable[[int], str] | None = None,
+        max_records: int | None = None,
     ) -> None:
         self.max_bytes = max_bytes
+        self.max_records = max_records
         self.interval_ms = interval_ms
         self._object_id = object_id
         self._builders: dict[PartitionKey, BatchBuilder] = {}
@@ -32,7 +34,12 @@ class PartitionBuffers:
         """Buffer `run` in its partition; returns the batches that became full."""
         builder = self._builders.get(partition)
         if builder is None:
-            builder = BatchBuilder(self.max_bytes, object_id=self._object_id, partition=partition)
+            builder = BatchBuilder(
+                self.max_bytes,
+                object_id=self._object_id,
+                partition=partition,
+                max_records=self.max_records,
+            )
             self._builders[partition] = builder
         full = builder.add(run)
         if builder.empty:

@@ -144,6 +144,8 @@ class DestinationSection(_Model):
     # What the backup bucket gets: the records as they came (S3's source-record backup), or as
     # delivered (the other kinds' AllData modes).
     backs_up_processed: ClassVar[bool] = False
+    # The most records one batch may hold, for kinds whose requests have a cap; None: no cap.
+    max_batch_records: ClassVar[int | None] = None
 
     if TYPE_CHECKING:  # each kind declares them, with its own ranges, where its API puts them
         buffering_hints: BufferingHints

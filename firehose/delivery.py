@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, fields
@@ -71,6 +70,7 @@ class Output:
     counters: DeliveryCounters
     error_output: ErrorOutput | None = None
     stall_seconds: float = STALL_SECONDS
+    max_records: int | None = None  # per batch, for destinations whose requests have a cap
     buffers: PartitionBuffers = field(init=False)
     in_flight: dict[int, Batch] = field(default_factory=dict)
     retrying: bool = False
@@ -82,7 +82,10 @@ class Output:
     def reset(self, object_id: Callable[[int], str] | None) -> None:
         """Empty buffers for a new pass over the log (objects named by `object_id`)."""
         self.buffers = PartitionBuffers(
-            self.hints.size_bytes, self.hints.interval_in_seconds * 1000, object_id=object_id
+            self.hints.size_bytes,
+            self.hints.interval_in_seconds * 1000,
+            object_id=object_id,
+            max_records=self.max_records,
         )
         self.in_flight.clear()
         self._attempt = None
@@ -153,13 +156,18 @@ class Output:
                 f"{failed[0].error_code}: {failed[0].error_message}",
                 code=failed[0].error_code,
             )
-            self._note_failed(reason, attempt)
+            deadline = policy.deadline_seconds
+            # Without an error output nothing may be dropped: retry on, as for S3. With a window,
+            # a whole-batch error retrying cannot fix (HTTP 413) ends it at once.
+            window_over = deadline is not None and (
+                time.monotonic() - first_attempt >= deadline
+                or (error is not None and not error.retriable)
+            )
+            filing = window_over and self.error_output is not None
+            self._note_failed(reason, attempt, filing=filing)
             if give_up(not reason.retriable):
                 raise reason
-            deadline = policy.deadline_seconds
-            # Without an error output nothing may be dropped: retry on, as for S3.
-            window_over = deadline is not None and time.monotonic() - first_attempt >= deadline
-            if window_over and self.error_output is not None:
+            if filing:
                 if error is not None:
                     failed = _all_failed(pending, error)
                 await self.write_errors(failed, attempts=attempt, give_up=give_up)
@@ -167,7 +175,7 @@ class Output:
             if failed:
                 pending = pending.subset([item.record for item in failed])
             self.retrying = True
-            await asyncio.sleep(policy.backoff(attempt) + random.uniform(0, 0.5))
+            await asyncio.sleep(policy.delay(attempt))
             self.retrying = False
 
     async def _attempt_delivery(
@@ -212,26 +220,37 @@ class Output:
                 if give_up(False):
                     raise
                 self.retrying = True
-                await asyncio.sleep(self.retry_policy.backoff(attempt) + random.uniform(0, 0.5))
+                await asyncio.sleep(self.retry_policy.delay(attempt))
                 self.retrying = False
         self.counters.failed_records += len(failed)
         self.destination.counters.failed_records += len(failed)
 
-    def _note_failed(self, error: DeliveryError, attempt: int, what: str = "") -> None:
+    def _note_failed(
+        self, error: DeliveryError, attempt: int, what: str = "", *, filing: bool = False
+    ) -> None:
         self.counters.delivery_failures += 1
         self.counters.last_error = str(error)
         permanent = not error.retriable
+        if filing:
+            next_step = ", filing the records in the error output"
+        elif permanent:
+            next_step = ", retrying although it looks permanent"
+        else:
+            next_step = ", retrying"
         log.log(
-            logging.ERROR if permanent else logging.WARNING,
+            logging.ERROR if permanent or filing else logging.WARNING,
             "stream %s: delivery to %s failed (attempt %d)%s: %s",
             self.name,
             what or self.destination.kind,
             attempt,
-            ", retrying although it looks permanent" if permanent else ", retrying",
+            next_step,
             error,
         )
 
 
 def _all_failed(batch: Batch, error: DeliveryError) -> list[FailedRecord]:
     output_type = error.output_type or "delivery-failed"
-    return [FailedRecord(record, output_type, error.code, str(error)) for record in batch.records()]
+    return [
+        FailedRecord(record, output_type, error.code, str(error), error.details)
+        for record in batch.records()
+    ]

@@ -95,6 +95,7 @@ class DeliveryStream:
             self.counters,
             error_output,
             stall_seconds,
+            max_records=section.max_batch_records,
         )
         self.backup: Output | None = None
         self._backup_processed = source_backup is not None and source_backup.processed
