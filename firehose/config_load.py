@@ -33,6 +33,10 @@ CONFIG_SUFFIXES = (".yaml", ".yml", ".json")
 _MISSING: Any = object()
 
 
+# Fields whose values a problem never repeats: they are credentials.
+SECRET_FIELDS = frozenset({"AccessKey", "access_key"})
+
+
 @dataclass(frozen=True)
 class ConfigProblem:
     """One thing wrong with a config file, said the way a user can act on it.
@@ -52,7 +56,8 @@ class ConfigProblem:
         where = self.file if self.document is None else f"{self.file}, document {self.document}"
         if self.field:
             where = f"{where}: {self.field}"
-        if self.value is _MISSING or isinstance(self.value, dict | list):
+        secret = self.field.rsplit(".", 1)[-1] in SECRET_FIELDS
+        if self.value is _MISSING or isinstance(self.value, dict | list) or secret:
             return f"{where}: {self.allowed}"
         return f"{where}: got {_shown(self.value)}, {self.allowed}"
 

@@ -527,7 +527,7 @@ def test_enabled_features_not_built_yet(tmp_path: Path, section: str) -> None:
 
 @pytest.mark.parametrize(
     "destination",
-    ["HttpEndpointDestinationConfiguration", "RedshiftDestinationConfiguration"],
+    ["SnowflakeDestinationConfiguration", "RedshiftDestinationConfiguration"],
 )
 def test_other_destination_types_are_refused_clearly(tmp_path: Path, destination: str) -> None:
     body = {"DeliveryStreamName": "s", destination: {"EndpointConfiguration": {"Url": "x"}}}
