@@ -8,6 +8,7 @@ import base64
 import json
 import time
 import urllib.request
+import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -98,7 +99,7 @@ def check_count(
 def test_an_endpoint_down_past_the_window_files_records_and_delivery_goes_on(
     seaweedfs: S3Server, receiver: HttpReceiver, tmp_path: Path, services: list[ServiceProcess]
 ) -> None:
-    bucket = "down"
+    bucket = f"http-down-{uuid.uuid4().hex[:8]}"  # the server is shared by the session
     seaweedfs.create_bucket(bucket)
     stream = http_stream(receiver.url, bucket, RetryOptions={"DurationInSeconds": 3})
     service = ServiceProcess(tmp_path / "svc", [stream], env=seaweedfs.env())
@@ -134,7 +135,7 @@ def test_an_endpoint_down_past_the_window_files_records_and_delivery_goes_on(
 def test_sigkill_mid_delivery_loses_nothing(
     seaweedfs: S3Server, receiver: HttpReceiver, tmp_path: Path, services: list[ServiceProcess]
 ) -> None:
-    bucket = "killed"
+    bucket = f"http-killed-{uuid.uuid4().hex[:8]}"
     seaweedfs.create_bucket(bucket)
     stream = http_stream(receiver.url, bucket)
     service = ServiceProcess(tmp_path / "svc", [stream], env=seaweedfs.env())
@@ -163,7 +164,7 @@ def test_sigkill_mid_delivery_loses_nothing(
 def test_all_data_backs_up_every_record(
     seaweedfs: S3Server, receiver: HttpReceiver, tmp_path: Path, services: list[ServiceProcess]
 ) -> None:
-    bucket = "alldata"
+    bucket = f"http-alldata-{uuid.uuid4().hex[:8]}"
     seaweedfs.create_bucket(bucket)
     stream = http_stream(receiver.url, bucket, S3BackupMode="AllData")
     service = ServiceProcess(tmp_path / "svc", [stream], env=seaweedfs.env())
