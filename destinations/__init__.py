@@ -12,6 +12,7 @@ from concurrent.futures import Executor
 from dataclasses import dataclass, field
 
 from destinations.error_output import S3ErrorOutput
+from destinations.http_endpoint import HttpDestination
 from destinations.objectstore import ObjectStore, SharedObjectStores
 from destinations.s3 import S3Destination
 from destinations.splunk import SplunkDestination
@@ -19,9 +20,11 @@ from firehose.config import (
     DeliveryStreamConfig,
     DestinationSection,
     ExtendedS3Destination,
+    HttpEndpointDestination,
     S3Configuration,
     SplunkConfiguration,
 )
+from firehose.describe import stream_arn
 from firehose.destination import Destination, SourceBackup
 from firehose.settings import Settings
 
@@ -64,9 +67,18 @@ def _splunk(config: DeliveryStreamConfig, context: DestinationContext) -> Destin
     return SplunkDestination(config.name, section)
 
 
+def _http_endpoint(config: DeliveryStreamConfig, context: DestinationContext) -> Destination:
+    section = config.destination
+    assert isinstance(section, HttpEndpointDestination)
+    settings = context.settings
+    arn = stream_arn(config.name, region=settings.region, account_id=settings.account_id)
+    return HttpDestination(section, source_arn=arn, encoder=context.encoder)
+
+
 REGISTRY: dict[type[DestinationSection], Builder] = {
     ExtendedS3Destination: _s3,
     SplunkConfiguration: _splunk,
+    HttpEndpointDestination: _http_endpoint,
 }
 
 

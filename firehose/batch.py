@@ -131,7 +131,7 @@ def run_from_frame(frame: Frame, after_seq: int) -> RecordRun | None:
 
 class BatchBuilder:
     """Cuts runs of records into batches of at most `max_bytes` of record data (at least one
-    record): one partition's buffer."""
+    record) and, when given, at most `max_records` records: one partition's buffer."""
 
     def __init__(
         self,
@@ -139,8 +139,10 @@ class BatchBuilder:
         *,
         object_id: Callable[[int], str] | None = None,
         partition: PartitionKey = None,
+        max_records: int | None = None,
     ) -> None:
         self.max_bytes = max_bytes
+        self.max_records = max_records
         self.partition = partition
         self.current = Batch(partition=partition)
         # Derived from the batch's first seq, so the batch cut again after a restart gets the
@@ -157,15 +159,20 @@ class BatchBuilder:
             room = self.max_bytes - self.current.size_bytes
             base = ends[start]
             stop = min(bisect_right(ends, base + room, lo=start) - 1, len(lengths))
+            if self.max_records is not None:
+                stop = min(stop, start + self.max_records - self.current.record_count)
             if stop == start and self.current.record_count == 0:
                 stop = start + 1  # a record larger than the whole buffer still goes alone
             if stop > start:
                 whole = start == 0 and stop == len(lengths)
                 self.current.add(run if whole else run.part(start, stop, base, ends[stop]))
                 start = stop
-            if self.current.size_bytes >= self.max_bytes or start < len(lengths):
+            if self.current.size_bytes >= self.max_bytes or start < len(lengths) or self._full():
                 full.append(self.seal())
         return full
+
+    def _full(self) -> bool:
+        return self.max_records is not None and self.current.record_count >= self.max_records
 
     def seal(self) -> Batch:
         batch, self.current = self.current, Batch(partition=self.partition)

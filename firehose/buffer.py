@@ -33,8 +33,10 @@ class PartitionBuffers:
         object_id: Callable[[int], str] | None = None,
         max_partitions: int | None = None,
         max_held_bytes: int | None = None,
+        max_records: int | None = None,
     ) -> None:
         self.max_bytes = max_bytes
+        self.max_records = max_records
         self.interval_ms = interval_ms
         self.max_partitions = max_partitions
         self.max_held_bytes = max_held_bytes
@@ -70,7 +72,12 @@ class PartitionBuffers:
         """Buffer `run` in its partition; returns the batches that became full."""
         builder = self._builders.get(partition)
         if builder is None:
-            builder = BatchBuilder(self.max_bytes, object_id=self._object_id, partition=partition)
+            builder = BatchBuilder(
+                self.max_bytes,
+                object_id=self._object_id,
+                partition=partition,
+                max_records=self.max_records,
+            )
             self._builders[partition] = builder
         full = builder.add(run)
         self.held_bytes += len(run.data) - sum(batch.size_bytes for batch in full)

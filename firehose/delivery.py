@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, fields
@@ -74,6 +73,7 @@ class Output:
     # Dynamic partitioning's bounds (see PartitionBuffers); None for none.
     max_partitions: int | None = None
     max_held_bytes: int | None = None
+    max_records: int | None = None  # per batch, for destinations whose requests have a cap
     buffers: PartitionBuffers = field(init=False)
     in_flight: dict[int, Batch] = field(default_factory=dict)
     retrying: bool = False
@@ -90,6 +90,7 @@ class Output:
             object_id=object_id,
             max_partitions=self.max_partitions,
             max_held_bytes=self.max_held_bytes,
+            max_records=self.max_records,
         )
         self.in_flight.clear()
         self._attempt = None
@@ -160,13 +161,18 @@ class Output:
                 f"{failed[0].error_code}: {failed[0].error_message}",
                 code=failed[0].error_code,
             )
-            self._note_failed(reason, attempt)
+            deadline = policy.deadline_seconds
+            # Without an error output nothing may be dropped: retry on, as for S3. With a window,
+            # a whole-batch error retrying cannot fix (HTTP 413) ends it at once.
+            window_over = deadline is not None and (
+                time.monotonic() - first_attempt >= deadline
+                or (error is not None and not error.retriable)
+            )
+            filing = window_over and self.error_output is not None
+            self._note_failed(reason, attempt, filing=filing)
             if give_up(not reason.retriable):
                 raise reason
-            deadline = policy.deadline_seconds
-            # Without an error output nothing may be dropped: retry on, as for S3.
-            window_over = deadline is not None and time.monotonic() - first_attempt >= deadline
-            if window_over and self.error_output is not None:
+            if filing:
                 if error is not None:
                     failed = _all_failed(pending, error)
                 await self.write_errors(failed, attempts=attempt, give_up=give_up)
@@ -174,7 +180,7 @@ class Output:
             if failed:
                 pending = pending.subset([item.record for item in failed])
             self.retrying = True
-            await asyncio.sleep(policy.backoff(attempt) + random.uniform(0, 0.5))
+            await asyncio.sleep(policy.delay(attempt))
             self.retrying = False
 
     async def _attempt_delivery(
@@ -221,26 +227,37 @@ class Output:
                 if give_up(False):
                     raise
                 self.retrying = True
-                await asyncio.sleep(self.retry_policy.backoff(attempt) + random.uniform(0, 0.5))
+                await asyncio.sleep(self.retry_policy.delay(attempt))
                 self.retrying = False
         self.counters.failed_records += len(failed)
         self.destination.counters.failed_records += len(failed)
 
-    def _note_failed(self, error: DeliveryError, attempt: int, what: str = "") -> None:
+    def _note_failed(
+        self, error: DeliveryError, attempt: int, what: str = "", *, filing: bool = False
+    ) -> None:
         self.counters.delivery_failures += 1
         self.counters.last_error = str(error)
         permanent = not error.retriable
+        if filing:
+            next_step = ", filing the records in the error output"
+        elif permanent:
+            next_step = ", retrying although it looks permanent"
+        else:
+            next_step = ", retrying"
         log.log(
-            logging.ERROR if permanent else logging.WARNING,
+            logging.ERROR if permanent or filing else logging.WARNING,
             "stream %s: delivery to %s failed (attempt %d)%s: %s",
             self.name,
             what or self.destination.kind,
             attempt,
-            ", retrying although it looks permanent" if permanent else ", retrying",
+            next_step,
             error,
         )
 
 
 def _all_failed(batch: Batch, error: DeliveryError) -> list[FailedRecord]:
     output_type = error.output_type or "delivery-failed"
-    return [FailedRecord(record, output_type, error.code, str(error)) for record in batch.records()]
+    return [
+        FailedRecord(record, output_type, error.code, str(error), error.details)
+        for record in batch.records()
+    ]

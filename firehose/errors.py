@@ -19,6 +19,9 @@ happen; only the API layer turns them into Firehose's wire shape.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 
 class FirehoseError(Exception):
     """An error with a Firehose wire code (`__type`) and HTTP status."""
@@ -79,7 +82,8 @@ class DeliveryError(Exception):
 
     `code` is Firehose's error code for it (`S3.NoSuchBucket`, `HttpEndpoint.ResponseTooLarge`),
     `output_type` the `!{firehose:error-output-type}` its records are filed under when the
-    retry window runs out.
+    retry window runs out, `details` the keys that type adds to each error record
+    (`httpEndpoint`).
     """
 
     def __init__(
@@ -89,11 +93,13 @@ class DeliveryError(Exception):
         retriable: bool = True,
         code: str = "InternalError",
         output_type: str | None = None,
+        details: Mapping[str, Any] | None = None,
     ) -> None:
         super().__init__(message)
         self.retriable = retriable
         self.code = code
         self.output_type = output_type
+        self.details: Mapping[str, Any] = details or {}
 
 
 class WalError(Exception):

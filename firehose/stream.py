@@ -104,6 +104,7 @@ class DeliveryStream:
             stall_seconds,
             max_partitions=max_active_partitions,
             max_held_bytes=max_buffered_bytes,
+            max_records=section.max_batch_records,
         )
         self.backup: Output | None = None
         self._backup_processed = source_backup is not None and source_backup.processed
