@@ -78,9 +78,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         "identity transform": _row("transform", transformed, args.buffer_mib),
     }
     names = list(rows["plain"])
-    print(f"\n{'':22}" + "".join(f"{name:>14}" for name in names))
+    print(f"\n{'':22}" + "".join(f"{name:>16}" for name in names))
     for label, row in rows.items():
-        print(f"{label:22}" + "".join(f"{row[name]:>14,.2f}" for name in names))
+        print(f"{label:22}" + "".join(f"{row[name]:>16,.2f}" for name in names))
     ratio = rows["identity transform"]["records/s"] / rows["plain"]["records/s"]
     print(f"\ntransform / plain records/s: {ratio:.2f}")
     return 0 if all(row["landed ok"] for row in rows.values()) else 1
