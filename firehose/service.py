@@ -30,6 +30,7 @@ from firehose.errors import StartError
 from firehose.http_server import HttpLimits
 from firehose.settings import Settings
 from firehose.source import Source
+from firehose.sources.registry import build_sources, kinesis_stream_arn, source_steps
 from firehose.stream import DeliveryStream
 from transforms.processor import ProcessingContext
 from transforms.stage import build_stage, processing_problems
@@ -68,7 +69,9 @@ class Service:
             config.name: self._stream(config, context) for config in configs
         }
         # Started once every stream is open, stopped before any closes (see Source).
-        self.sources: list[Source] = sources or []
+        self.sources: list[Source] = (
+            build_sources(settings, self.streams) if sources is None else sources
+        )
         self._runner: web.AppRunner | None = None
         self._lock_fd: int | None = None
         self._streams_opened = False
@@ -85,6 +88,7 @@ class Service:
             transform_workers=settings.transform_workers,
             transform_timeout_seconds=settings.transform_timeout_seconds,
             transform_memory_mib=settings.transform_memory_mib,
+            source_kinesis_stream_arn=kinesis_stream_arn(config),
         )
         return DeliveryStream(
             config,
@@ -93,7 +97,11 @@ class Service:
             max_undelivered_bytes=settings.max_undelivered_bytes,
             segment_bytes=settings.wal_segment_mib * 1024 * 1024,
             stall_seconds=settings.stall_seconds,
-            stage=build_stage(config.destination.processing_configuration, processing),
+            stage=build_stage(
+                config.destination.processing_configuration,
+                processing,
+                source_steps(config, processing),
+            ),
             error_output=build_error_output(config, context),
             source_backup=build_source_backup(config, context),
         )

@@ -304,10 +304,10 @@ class DeliveryStream:
     async def _take(self, runs: list[RecordRun]) -> None:
         """Buffer what was read: processed for the destination, and for the backup as it came
         (source-record backup) or as processed (AllData)."""
-        if self.backup is not None and not self._backup_processed:
-            for run in runs:
-                await self._buffer(self.backup, run, None)
         output = await self.stage.process(runs)
+        if self.backup is not None and not self._backup_processed:
+            for run in runs if output.source is None else output.source:
+                await self._buffer(self.backup, run, None)
         if output.failed:
             await self.main.write_errors(output.failed, attempts=1, give_up=self._giving_up)
         for partition, routed in output.routed:

@@ -17,8 +17,13 @@ class ProcessingStage:
     """Runs processors one after the other over the records of a read, then hands the records
     that are left to the destination buffers as runs (one partition unless `partition` says)."""
 
-    def __init__(self, processors: Sequence[Processor]) -> None:
+    def __init__(
+        self, processors: Sequence[Processor], source_steps: Sequence[Processor] = ()
+    ) -> None:
         self.processors = list(processors)
+        # Steps that turn what the source logged into its records (a Kinesis source's envelope
+        # and KPL steps): their output is also what the source-record backup gets.
+        self.source_steps = list(source_steps)
 
     async def process(self, runs: list[RecordRun]) -> StageOutput:
         records = [
@@ -27,6 +32,12 @@ class ProcessingStage:
             for record in run.records()
         ]
         output = StageOutput()
+        for step in self.source_steps:
+            result = await step.process(records)
+            records = result.records
+            output.failed.extend(result.failed)
+        if self.source_steps:
+            output.source = [run for _, run in _runs(records)]
         for processor in self.processors:
             result = await processor.process(records)
             records = result.records
@@ -35,7 +46,7 @@ class ProcessingStage:
         return output
 
     async def close(self) -> None:
-        for processor in self.processors:
+        for processor in [*self.source_steps, *self.processors]:
             await processor.close()
 
 
@@ -68,17 +79,21 @@ def _runs(records: list[ProcessingRecord]) -> list[tuple[PartitionKey, RecordRun
 
 
 def build_stage(
-    processing: ProcessingConfiguration | None, context: ProcessingContext
+    processing: ProcessingConfiguration | None,
+    context: ProcessingContext,
+    source_steps: Sequence[Processor] = (),
 ) -> ProcessingStage | None:
-    """The stage a destination's ProcessingConfiguration asks for; None when it asks for none."""
+    """The stage a destination's ProcessingConfiguration asks for, after the source's own steps;
+    None when neither asks for any."""
     if processing is None or not processing.active:
-        return None
+        return ProcessingStage([], source_steps) if source_steps else None
     by_type = {config.type: config for config in processing.active}
     missing = [kind for kind in by_type if kind not in PROCESSORS]
     if missing:
         raise ValueError(f"processor types not available: {', '.join(missing)}")
     return ProcessingStage(
-        [PROCESSORS[kind](by_type[kind], context) for kind in ORDER if kind in by_type]
+        [PROCESSORS[kind](by_type[kind], context) for kind in ORDER if kind in by_type],
+        source_steps,
     )
 
 
