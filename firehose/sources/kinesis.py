@@ -27,6 +27,8 @@ from firehose.stream import DeliveryStream
 log = logging.getLogger(__name__)
 
 LIST_SHARDS_SECONDS = 10.0
+# A hand-off stuck on an unanswered call must not hold up the service's shutdown.
+STOP_SECONDS = 15.0
 
 
 def worker_id() -> str:
@@ -80,8 +82,12 @@ class KinesisSource:
         if self._task is None:
             return
         self._task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await self._task
+        try:
+            await asyncio.wait_for(asyncio.shield(self._task), STOP_SECONDS)
+        except asyncio.CancelledError:
+            pass
+        except TimeoutError:
+            log.warning("source %s: hand-off unfinished after %g s", self.name, STOP_SECONDS)
 
     def _on_delivered(self, seq: int) -> None:
         self.tracker.delivered(seq)
