@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: install run test lint bench clean
+.PHONY: install run test lint bench clean kinesalite
 
 # The whole development set: the service, its tests and the linters.
 install: $(VENV)/.installed-test
@@ -34,11 +34,17 @@ lint: $(VENV)/.installed-test
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
-test: lint
+# kinesalite, the second Kinesis server the source tests run against (npm, into .kinesalite/).
+KINESALITE := .kinesalite/node_modules/.bin/kinesalite
+kinesalite: $(KINESALITE)
+$(KINESALITE):
+	npm install --no-audit --no-fund --prefix .kinesalite kinesalite@3.3.3
+
+test: lint $(KINESALITE)
 	$(BIN)/pytest -q
 
 bench: $(VENV)/.installed-bench
 	$(BIN)/python -m bench.ingest
 
 clean:
-	rm -rf $(VENV) data .pytest_cache
+	rm -rf $(VENV) data .pytest_cache .kinesalite

@@ -323,6 +323,15 @@ class FirehoseApi:
             )
         return stream
 
+    def _writable_stream(self, name: str) -> DeliveryStream:
+        """A stream producers may put to: a Kinesis-sourced one reads its data stream only."""
+        stream = self._stream(name)
+        if stream.config.type != "DirectPut":
+            raise InvalidArgumentError(
+                f"This operation is not permitted on {stream.config.type} delivery stream type."
+            )
+        return stream
+
     def _record_id_prefix(self, stream: DeliveryStream) -> str:
         return f"{self._id_prefix}{stream.name}:"
 
@@ -368,7 +377,7 @@ class FirehoseApi:
             problems += record_problems
         if problems:
             raise ValidationError.from_problems(problems)
-        stream = self._stream(name)
+        stream = self._writable_stream(name)
         self._check_ready()
         first_seq, _ = await self._put(stream, records)
         return {"RecordId": f"{self._record_id_prefix(stream)}{first_seq}", "Encrypted": False}
@@ -399,7 +408,7 @@ class FirehoseApi:
             raise ValidationError.from_problems(problems)
         if sum(map(len, records)) > MAX_BATCH_BYTES:
             raise InvalidArgumentError("Records size exceeds 4 MB limit")
-        stream = self._stream(name)
+        stream = self._writable_stream(name)
         self._check_ready()
         first_seq, taken = await self._put(stream, records)
         return self._batch_response(stream, first_seq, taken, len(records) - taken)

@@ -52,7 +52,6 @@ UNSUPPORTED_DESTINATIONS = (
     "IcebergDestinationConfiguration",
 )
 UNSUPPORTED_SOURCES = (
-    "KinesisStreamSourceConfiguration",
     "MSKSourceConfiguration",
     "DatabaseSourceConfiguration",
 )
@@ -856,12 +855,56 @@ class HttpEndpointDestination(BackedUpDestination):
         return {"HttpEndpointDestinationDescription": described}
 
 
+KINESIS_STREAM_ARN_PATTERN = re.compile(
+    r"^arn:[^:]+:kinesis:([a-z0-9-]+):(\d{12}):stream/([a-zA-Z0-9_.-]{1,128})$", re.ASCII
+)
+
+
+class KinesisStreamSource(_Model):
+    """`KinesisStreamSourceConfiguration`: the data stream a KinesisStreamAsSource stream reads."""
+
+    kinesis_stream_arn: str = Field(
+        validation_alias=_alias("KinesisStreamARN", "stream_arn", "kinesis_stream_arn")
+    )
+    role_arn: str = Field(validation_alias=_alias("RoleARN", "role_arn"))
+
+    @field_validator("kinesis_stream_arn")
+    @classmethod
+    def _check_stream_arn(cls, value: str) -> str:
+        if not KINESIS_STREAM_ARN_PATTERN.match(value):
+            raise ValueError("must be arn:aws:kinesis:<region>:<account>:stream/<name>")
+        return value
+
+    @field_validator("role_arn")
+    @classmethod
+    def _check_role_arn(cls, value: str) -> str:
+        if not ROLE_ARN_PATTERN.match(value):
+            raise ValueError("must be arn:aws:iam::<account>:role/<name>")
+        return value
+
+    @property
+    def stream_name(self) -> str:
+        return self._arn_part(3)
+
+    @property
+    def region(self) -> str:
+        return self._arn_part(1)
+
+    def _arn_part(self, group: int) -> str:
+        match = KINESIS_STREAM_ARN_PATTERN.match(self.kinesis_stream_arn)
+        assert match is not None  # checked by the validator
+        return match.group(group)
+
+
 class DeliveryStreamConfig(_Model):
     """One delivery stream: a `CreateDeliveryStream` body, or its snake_case form."""
 
     name: str = Field(validation_alias=_alias("DeliveryStreamName", "name"))
-    type: Literal["DirectPut"] = Field(
+    type: Literal["DirectPut", "KinesisStreamAsSource"] = Field(
         "DirectPut", validation_alias=_alias("DeliveryStreamType", "type")
+    )
+    kinesis_source: KinesisStreamSource | None = Field(
+        None, validation_alias=_alias("KinesisStreamSourceConfiguration", "kinesis_source")
     )
     # One member per destination kind, as in CreateDeliveryStream; exactly one is given.
     s3: ExtendedS3Destination | None = Field(
@@ -935,13 +978,25 @@ class DeliveryStreamConfig(_Model):
 
     @field_validator("type", mode="before")
     @classmethod
-    def _direct_put_only(cls, value: Any) -> Any:
-        if value != "DirectPut":
+    def _supported_type(cls, value: Any) -> Any:
+        if value not in ("DirectPut", "KinesisStreamAsSource"):
             raise ValueError(
-                "must be DirectPut: KinesisStreamAsSource, MSKAsSource and DatabaseAsSource "
+                "must be DirectPut or KinesisStreamAsSource: MSKAsSource and DatabaseAsSource "
                 "are not supported by this version yet"
             )
         return value
+
+    @model_validator(mode="after")
+    def _source_matches_type(self) -> DeliveryStreamConfig:
+        if self.type == "KinesisStreamAsSource" and self.kinesis_source is None:
+            raise FieldProblems(
+                [("KinesisStreamSourceConfiguration", "is required for KinesisStreamAsSource")]
+            )
+        if self.type != "KinesisStreamAsSource" and self.kinesis_source is not None:
+            raise FieldProblems(
+                [("DeliveryStreamType", "must be KinesisStreamAsSource with this source")]
+            )
+        return self
 
 
 # The fields of DeliveryStreamConfig that hold a destination section: one per kind.

@@ -16,7 +16,8 @@ def stream_arn(name: str, *, region: str, account_id: str) -> str:
 def describe(
     config: DeliveryStreamConfig, *, region: str, account_id: str, created_at: float
 ) -> dict[str, Any]:
-    """The `DeliveryStreamDescription` of a stream defined by `config`."""
+    """The `DeliveryStreamDescription` of a stream defined by `config`; a Kinesis source's
+    DeliveryStartTimestamp is when this instance started (it reads from then on)."""
     return {
         "DeliveryStreamName": config.name,
         "DeliveryStreamARN": stream_arn(config.name, region=region, account_id=account_id),
@@ -26,9 +27,21 @@ def describe(
         "VersionId": "1",
         "CreateTimestamp": created_at,
         "LastUpdateTimestamp": created_at,
-        "Source": {"DirectPutSourceDescription": {}},
+        "Source": _source(config, created_at),
         "Destinations": [
             {"DestinationId": DESTINATION_ID, **config.destination.description(account_id)}
         ],
         "HasMoreDestinations": False,
+    }
+
+
+def _source(config: DeliveryStreamConfig, started_at: float) -> dict[str, Any]:
+    if config.kinesis_source is None:
+        return {"DirectPutSourceDescription": {}}
+    return {
+        "KinesisStreamSourceDescription": {
+            "KinesisStreamARN": config.kinesis_source.kinesis_stream_arn,
+            "RoleARN": config.kinesis_source.role_arn,
+            "DeliveryStartTimestamp": started_at,
+        }
     }

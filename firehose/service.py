@@ -30,6 +30,7 @@ from firehose.errors import StartError
 from firehose.http_server import HttpLimits
 from firehose.settings import Settings
 from firehose.source import Source
+from firehose.sources.registry import build_sources, kinesis_stream_arn
 from firehose.stream import DeliveryStream
 from transforms.processor import ProcessingContext
 from transforms.remote_stage import RemoteStage
@@ -69,7 +70,9 @@ class Service:
             config.name: self._stream(config, context) for config in configs
         }
         # Started once every stream is open, stopped before any closes (see Source).
-        self.sources: list[Source] = sources or []
+        self.sources: list[Source] = (
+            build_sources(settings, self.streams) if sources is None else sources
+        )
         self._runner: web.AppRunner | None = None
         self._lock_fd: int | None = None
         self._streams_opened = False
@@ -86,6 +89,7 @@ class Service:
             transform_workers=settings.transform_workers,
             transform_timeout_seconds=settings.transform_timeout_seconds,
             transform_memory_mib=settings.transform_memory_mib,
+            source_kinesis_stream_arn=kinesis_stream_arn(config),
         )
         return DeliveryStream(
             config,

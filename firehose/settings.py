@@ -93,6 +93,25 @@ class Settings(BaseSettings):
         description="per stream: record data held in all its partition buffers together; past "
         "it the largest partitions are delivered early",
     )
+    lease_table: str | None = Field(
+        None,
+        description="DynamoDB table of the Kinesis sources' shard leases and checkpoints, shared "
+        "by the instances reading one data stream (created if missing; endpoint "
+        "AWS_ENDPOINT_URL_DYNAMODB); unset: this instance reads every shard and keeps them in "
+        "its data dir",
+    )
+    lease_seconds: float = Field(
+        10.0, gt=0, description="a shard lease not renewed this long is taken over"
+    )
+    kinesis_poll_seconds: float = Field(
+        1.0, gt=0, description="a caught-up Kinesis shard is read (GetRecords) this often"
+    )
+    kinesis_start_position: Literal["LATEST", "TRIM_HORIZON", "AT_TIMESTAMP"] = Field(
+        "LATEST", description="where a Kinesis shard read for the first time starts"
+    )
+    kinesis_start_timestamp: float | None = Field(
+        None, description="epoch seconds AT_TIMESTAMP starts at"
+    )
     log_level: str = Field("INFO", description="DEBUG, INFO, WARNING, ERROR or CRITICAL")
 
     @field_validator("s3_endpoint_url")

@@ -19,6 +19,9 @@ from firehose.destination import FailedRecord
 class StageOutput:
     routed: list[tuple[PartitionKey, RecordRun]] = field(default_factory=list)
     failed: list[FailedRecord] = field(default_factory=list)
+    # The records as their source gave them, when the log holds them wrapped (a Kinesis
+    # source's envelopes): what the source-record backup gets instead of the runs read.
+    source: list[RecordRun] | None = None
 
 
 class Stage(Protocol):

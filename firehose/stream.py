@@ -314,10 +314,10 @@ class DeliveryStream:
     async def _take(self, runs: list[RecordRun]) -> None:
         """Buffer what was read: processed for the destination, and for the backup as it came
         (source-record backup) or as processed (AllData)."""
-        if self.backup is not None and not self._backup_processed:
-            for run in runs:
-                await self._buffer(self.backup, run, None)
         output = await self.stage.process(runs)
+        if self.backup is not None and not self._backup_processed:
+            for run in runs if output.source is None else output.source:
+                await self._buffer(self.backup, run, None)
         # Refused runs are filed before anything is buffered: a delivery below must not let the
         # watermark pass records that are neither buffered nor written.
         admitted, over_limit = self.main.buffers.admit(output.routed)

@@ -8,6 +8,7 @@ from collections.abc import Iterator
 import pytest
 
 from firehose.testing.servers import S3Server, start_moto, start_seaweedfs, stop
+from tests.kinesis_fixtures import kinesalite, kinesis  # noqa: F401  (Kinesis servers)
 
 # s3_server param -> the session fixture that runs that server.
 _SERVER_FIXTURES = {"seaweedfs": "seaweedfs", "moto": "moto_s3"}

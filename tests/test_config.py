@@ -557,18 +557,50 @@ def test_the_destination_section_gives_hints_retry_policy_and_description(
     assert "S3BackupMode" not in description["S3DestinationDescription"]
 
 
-@pytest.mark.parametrize("stream_type", ["KinesisStreamAsSource", "MSKAsSource", "Direct"])
-def test_only_direct_put_streams(tmp_path: Path, stream_type: str) -> None:
+@pytest.mark.parametrize("stream_type", ["MSKAsSource", "Direct"])
+def test_only_direct_put_and_kinesis_streams(tmp_path: Path, stream_type: str) -> None:
     problem = only_problem(write_body(tmp_path, {**MINIMAL, "DeliveryStreamType": stream_type}))
     assert (problem.field, problem.value) == ("DeliveryStreamType", stream_type)
-    assert problem.allowed.startswith("must be DirectPut")
+    assert problem.allowed.startswith("must be DirectPut or KinesisStreamAsSource")
 
 
-def test_kinesis_source_configuration_is_refused(tmp_path: Path) -> None:
-    body = {**MINIMAL, "KinesisStreamSourceConfiguration": {"KinesisStreamARN": "arn:x"}}
+KINESIS_SOURCE = {
+    "KinesisStreamARN": "arn:aws:kinesis:eu-west-1:123456789012:stream/clicks",
+    "RoleARN": "arn:aws:iam::123456789012:role/firehose",
+}
+
+
+def test_kinesis_source(tmp_path: Path) -> None:
+    body = {
+        **MINIMAL,
+        "DeliveryStreamType": "KinesisStreamAsSource",
+        "KinesisStreamSourceConfiguration": KINESIS_SOURCE,
+    }
+    [stream] = load_configs(write_body(tmp_path, body))
+    assert stream.type == "KinesisStreamAsSource"
+    assert stream.kinesis_source is not None
+    assert (stream.kinesis_source.stream_name, stream.kinesis_source.region) == (
+        "clicks",
+        "eu-west-1",
+    )
+
+
+def test_kinesis_source_needs_its_type_and_configuration(tmp_path: Path) -> None:
+    body = {**MINIMAL, "KinesisStreamSourceConfiguration": KINESIS_SOURCE}
+    problem = only_problem(write_body(tmp_path, body))
+    assert problem.field == "DeliveryStreamType"
+    body = {**MINIMAL, "DeliveryStreamType": "KinesisStreamAsSource"}
     problem = only_problem(write_body(tmp_path, body))
     assert problem.field == "KinesisStreamSourceConfiguration"
-    assert "only DirectPut" in problem.allowed
+    assert "required" in problem.allowed
+    source = {**KINESIS_SOURCE, "KinesisStreamARN": "arn:x"}
+    body = {
+        **MINIMAL,
+        "DeliveryStreamType": "KinesisStreamAsSource",
+        "KinesisStreamSourceConfiguration": source,
+    }
+    problem = only_problem(write_body(tmp_path, body))
+    assert problem.field == "KinesisStreamSourceConfiguration.KinesisStreamARN"
 
 
 # ---- prefix rules ------------------------------------------------------------------------------

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from firehose.processing_config import PROCESSOR_TYPES, ProcessorConfig
-from transforms import kpl
+from transforms import kinesis_envelope, kpl
 from transforms.processor import ProcessingContext, ProcessingRecord
 from transforms.registry import ORDER, PROCESSORS
 
@@ -25,7 +25,7 @@ MINIMAL: dict[str, dict[str, Any]] = {
 
 def test_every_api_type_is_registered() -> None:
     assert set(MINIMAL) == set(PROCESSOR_TYPES) - {"Lambda"} == set(ORDER) - {"Lambda"}
-    assert set(PROCESSORS) - {kpl.TYPE} == set(PROCESSOR_TYPES)
+    assert set(PROCESSORS) - {kpl.TYPE, kinesis_envelope.TYPE} == set(PROCESSOR_TYPES)
 
 
 @pytest.mark.parametrize("kind", sorted(MINIMAL))

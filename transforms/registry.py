@@ -9,6 +9,7 @@ from transforms import (
     append_delimiter,
     cloudwatch_logs,
     decompression,
+    kinesis_envelope,
     kpl,
     lambda_transform,
     metadata_extraction,
@@ -39,4 +40,8 @@ PROCESSORS: dict[str, Builder] = {
     "AppendDelimiterToRecord": append_delimiter.build,
     # Not an API type: a Kinesis source runs it before ORDER (build takes config=None).
     kpl.TYPE: kpl.build,
+    kinesis_envelope.TYPE: kinesis_envelope.build,
 }
+
+# What a Kinesis source runs before ORDER: unwrap the log's envelope, then undo KPL aggregation.
+KINESIS_SOURCE_STEPS = (kinesis_envelope.TYPE, kpl.TYPE)

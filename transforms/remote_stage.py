@@ -76,9 +76,14 @@ def _stage_main(conn: Connection, config: DeliveryStreamConfig, context: Process
     """The stage process: build the stream's stage, then process reads until told to stop."""
     _die_with_parent()
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the service's to handle
-    from transforms.stage import build_router, build_stage
+    from transforms.stage import build_router, build_stage, source_steps
 
-    stage = build_stage(config.destination.processing_configuration, context, build_router(config))
+    stage = build_stage(
+        config.destination.processing_configuration,
+        context,
+        build_router(config),
+        source_steps(config, context),
+    )
     loop = asyncio.new_event_loop()
     conn.send(("ready", None))
     try:
@@ -92,7 +97,8 @@ def _stage_main(conn: Connection, config: DeliveryStreamConfig, context: Process
             output = loop.run_until_complete(stage.process([_from_wire(r) for r in request]))
             routed = [(partition, _to_wire(run)) for partition, run in output.routed]
             failed = [_failure_to_wire(failure) for failure in output.failed]
-            conn.send(("ok", (routed, failed)))
+            source = None if output.source is None else [_to_wire(r) for r in output.source]
+            conn.send(("ok", (routed, failed, source)))
     finally:
         if stage is not None:
             loop.run_until_complete(stage.close())
@@ -128,7 +134,9 @@ class RemoteStage:
         connection: Connection = ours
         return connection
 
-    def _call(self, request: list[WireRun]) -> tuple[list[Any], list[WireFailure]]:
+    def _call(
+        self, request: list[WireRun]
+    ) -> tuple[list[Any], list[WireFailure], list[WireRun] | None]:
         conn = self._conn if self._process is not None and self._process.is_alive() else None
         if conn is None:
             self._stop()
@@ -139,16 +147,18 @@ class RemoteStage:
         except (EOFError, OSError) as exc:
             self._stop()
             raise RuntimeError(f"the processing stage process died: {exc!r}") from None
-        routed, failed = value
-        return routed, failed
+        routed, failed, source = value
+        return routed, failed, source
 
     async def process(self, runs: list[RecordRun]) -> StageOutput:
         request = [_to_wire(run) for run in runs]
         loop = asyncio.get_running_loop()
-        routed, failed = await loop.run_in_executor(self._pipe, self._call, request)
+        routed, failed, source = await loop.run_in_executor(self._pipe, self._call, request)
         output = StageOutput()
         output.routed = [(_partition(partition), _from_wire(wire)) for partition, wire in routed]
         output.failed = [_failure_from_wire(wire) for wire in failed]
+        if source is not None:
+            output.source = [_from_wire(wire) for wire in source]
         return output
 
     def _stop(self) -> None:

@@ -14,7 +14,7 @@ from firehose.stage import StageOutput
 from transforms.lambda_handler import check_handler
 from transforms.partitioning import PartitionRouter
 from transforms.processor import ProcessingContext, ProcessingRecord, Processor
-from transforms.registry import ORDER, PROCESSORS
+from transforms.registry import KINESIS_SOURCE_STEPS, ORDER, PROCESSORS
 
 # Records converted between two yields to the event loop.
 YIELD_EVERY = 4096
@@ -29,10 +29,16 @@ class ProcessingStage:
     partitioning the one `router` names for each record."""
 
     def __init__(
-        self, processors: Sequence[Processor], router: PartitionRouter | None = None
+        self,
+        processors: Sequence[Processor],
+        router: PartitionRouter | None = None,
+        source_steps: Sequence[Processor] = (),
     ) -> None:
         self.processors = list(processors)
         self.router = router
+        # Steps that turn what the source logged into its records (a Kinesis source's envelope
+        # and KPL steps): their output is also what the source-record backup gets.
+        self.source_steps = list(source_steps)
 
     async def process(self, runs: list[RecordRun]) -> StageOutput:
         records: list[ProcessingRecord] = []
@@ -41,6 +47,12 @@ class ProcessingStage:
             if len(records) % YIELD_EVERY < len(run.lengths):
                 await asyncio.sleep(0)  # a 16 MiB read must not hold the API's loop
         output = StageOutput()
+        for step in self.source_steps:
+            result = await step.process(records)
+            records = result.records
+            output.failed.extend(result.failed)
+        if self.source_steps:
+            output.source = [run for _, run in _runs(records)]
         partitions: dict[int, PartitionKey] | None = None
         for processor in self.processors:
             if partitions is None and processor.type in AFTER_PARTITIONING:
@@ -72,7 +84,7 @@ class ProcessingStage:
         return kept, partitions
 
     async def close(self) -> None:
-        for processor in self.processors:
+        for processor in [*self.source_steps, *self.processors]:
             await processor.close()
 
 
@@ -139,24 +151,42 @@ def build_stage(
     processing: ProcessingConfiguration | None,
     context: ProcessingContext,
     router: PartitionRouter | None = None,
+    source_steps: Sequence[Processor] = (),
 ) -> ProcessingStage | None:
-    """The stage a destination's ProcessingConfiguration asks for; None when it asks for none.
-    With `router` (dynamic partitioning) records are routed to partitions."""
+    """The stage a destination's ProcessingConfiguration asks for, after the source's own steps;
+    None when none is asked for. With `router` (dynamic partitioning) records are routed to
+    partitions."""
     if processing is None or not processing.active:
-        return None if router is None else ProcessingStage([], router)
+        if router is None and not source_steps:
+            return None
+        return ProcessingStage([], router, source_steps)
     by_type = {config.type: config for config in processing.active}
     missing = [kind for kind in by_type if kind not in PROCESSORS]
     if missing:
         raise ValueError(f"processor types not available: {', '.join(missing)}")
     return ProcessingStage(
-        [PROCESSORS[kind](by_type[kind], context) for kind in ORDER if kind in by_type], router
+        [PROCESSORS[kind](by_type[kind], context) for kind in ORDER if kind in by_type],
+        router,
+        source_steps,
     )
 
 
+def source_steps(config: DeliveryStreamConfig, context: ProcessingContext) -> list[Processor]:
+    """The stage steps a stream's source needs before its ProcessingConfiguration."""
+    if config.kinesis_source is None:
+        return []
+    return [PROCESSORS[kind](None, context) for kind in KINESIS_SOURCE_STEPS]  # type: ignore[arg-type]
+
+
 def needs_stage(config: DeliveryStreamConfig) -> bool:
-    """Whether a stream processes its records at all (processors, or dynamic partitioning)."""
+    """Whether a stream processes its records at all (processors, dynamic partitioning, or a
+    source whose log entries must be unwrapped)."""
     processing = config.destination.processing_configuration
-    return bool(processing is not None and processing.active) or build_router(config) is not None
+    return (
+        bool(processing is not None and processing.active)
+        or build_router(config) is not None
+        or config.kinesis_source is not None
+    )
 
 
 def build_router(config: DeliveryStreamConfig) -> PartitionRouter | None:

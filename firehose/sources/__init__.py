@@ -1,0 +1,1 @@
+"""Sources other than the API: the Kinesis reader, its leases and checkpoints."""
