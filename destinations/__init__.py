@@ -13,12 +13,15 @@ from dataclasses import dataclass, field
 
 from destinations.error_output import S3ErrorOutput
 from destinations.objectstore import ObjectStore, SharedObjectStores
+from destinations.opensearch import OpenSearchDestination
 from destinations.s3 import S3Destination
 from destinations.splunk import SplunkDestination
 from firehose.config import (
     DeliveryStreamConfig,
     DestinationSection,
+    ElasticsearchConfiguration,
     ExtendedS3Destination,
+    OpenSearchConfiguration,
     S3Configuration,
     SplunkConfiguration,
 )
@@ -64,9 +67,17 @@ def _splunk(config: DeliveryStreamConfig, context: DestinationContext) -> Destin
     return SplunkDestination(config.name, section)
 
 
+def _opensearch(config: DeliveryStreamConfig, context: DestinationContext) -> Destination:
+    section = config.destination
+    assert isinstance(section, OpenSearchConfiguration)
+    return OpenSearchDestination(config.name, section)
+
+
 REGISTRY: dict[type[DestinationSection], Builder] = {
     ExtendedS3Destination: _s3,
     SplunkConfiguration: _splunk,
+    OpenSearchConfiguration: _opensearch,
+    ElasticsearchConfiguration: _opensearch,
 }
 
 
