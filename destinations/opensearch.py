@@ -64,14 +64,12 @@ class OpenSearchDestination:
 
     async def start(self) -> None:
         if self._session is None:
-            auth = None
+            headers = dict(HEADERS)
             if self.config.username:
                 password = self.config.password.get_secret_value() if self.config.password else ""
-                auth = aiohttp.BasicAuth(self.config.username, password)
+                headers["Authorization"] = aiohttp.encode_basic_auth(self.config.username, password)
             self._session = aiohttp.ClientSession(
-                connector=aiohttp.TCPConnector(ssl=tls_context(self.config)),
-                auth=auth,
-                headers=HEADERS,
+                connector=aiohttp.TCPConnector(ssl=tls_context(self.config)), headers=headers
             )
 
     async def deliver(self, batch: Batch) -> DeliveryResult:
