@@ -9,8 +9,9 @@ import pytest
 from destinations.index_rotation import index_name, index_namer
 
 
-def ms(*moment: int) -> int:
-    return int(datetime(*moment, tzinfo=UTC).timestamp() * 1000)
+def ms(year: int, month: int, day: int, hour: int = 0, minute: int = 0, second: int = 0) -> int:
+    moment = datetime(year, month, day, hour, minute, second, tzinfo=UTC)
+    return int(moment.timestamp() * 1000)
 
 
 @pytest.mark.parametrize(
