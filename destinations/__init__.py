@@ -14,13 +14,16 @@ from dataclasses import dataclass, field
 from destinations.error_output import S3ErrorOutput
 from destinations.http_endpoint import HttpDestination
 from destinations.objectstore import ObjectStore, SharedObjectStores
+from destinations.opensearch import OpenSearchDestination
 from destinations.s3 import S3Destination
 from destinations.splunk import SplunkDestination
 from firehose.config import (
     DeliveryStreamConfig,
     DestinationSection,
+    ElasticsearchConfiguration,
     ExtendedS3Destination,
     HttpEndpointDestination,
+    OpenSearchConfiguration,
     S3Configuration,
     SplunkConfiguration,
 )
@@ -75,10 +78,18 @@ def _http_endpoint(config: DeliveryStreamConfig, context: DestinationContext) ->
     return HttpDestination(section, source_arn=arn, encoder=context.encoder)
 
 
+def _opensearch(config: DeliveryStreamConfig, context: DestinationContext) -> Destination:
+    section = config.destination
+    assert isinstance(section, OpenSearchConfiguration)
+    return OpenSearchDestination(config.name, section)
+
+
 REGISTRY: dict[type[DestinationSection], Builder] = {
     ExtendedS3Destination: _s3,
     SplunkConfiguration: _splunk,
     HttpEndpointDestination: _http_endpoint,
+    OpenSearchConfiguration: _opensearch,
+    ElasticsearchConfiguration: _opensearch,
 }
 
 

@@ -7,6 +7,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from firehose.testing.opensearch_server import SearchServer, start_osmem
 from firehose.testing.servers import S3Server, start_moto, start_seaweedfs, stop
 from tests.kinesis_fixtures import kinesalite, kinesis  # noqa: F401  (Kinesis servers)
 
@@ -47,3 +48,13 @@ def bucket(s3_server: S3Server) -> str:
     name = f"t-{uuid.uuid4().hex[:12]}"
     s3_server.create_bucket(name)
     return name
+
+
+@pytest.fixture(scope="session")
+def search_server() -> Iterator[SearchServer]:
+    """osmem-server: an in-memory OpenSearch-compatible cluster, started once per session."""
+    server, proc = start_osmem()
+    try:
+        yield server
+    finally:
+        stop(proc)
