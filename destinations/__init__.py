@@ -13,12 +13,14 @@ from dataclasses import dataclass, field
 
 from destinations.error_output import S3ErrorOutput
 from destinations.objectstore import ObjectStore, SharedObjectStores
+from destinations.redshift import RedshiftDestination
 from destinations.s3 import S3Destination
 from destinations.splunk import SplunkDestination
 from firehose.config import (
     DeliveryStreamConfig,
     DestinationSection,
     ExtendedS3Destination,
+    RedshiftConfiguration,
     S3Configuration,
     SplunkConfiguration,
 )
@@ -64,9 +66,19 @@ def _splunk(config: DeliveryStreamConfig, context: DestinationContext) -> Destin
     return SplunkDestination(config.name, section)
 
 
+def _redshift(config: DeliveryStreamConfig, context: DestinationContext) -> Destination:
+    section = config.destination
+    assert isinstance(section, RedshiftConfiguration)
+    staging = section.s3_configuration
+    return RedshiftDestination(
+        config.name, section, context.store(staging.endpoint_url), encoder=context.encoder
+    )
+
+
 REGISTRY: dict[type[DestinationSection], Builder] = {
     ExtendedS3Destination: _s3,
     SplunkConfiguration: _splunk,
+    RedshiftConfiguration: _redshift,
 }
 
 
