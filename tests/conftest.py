@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import uuid
 from collections.abc import Iterator
 
 import pytest
 
+from firehose.testing.postgres import PostgresServer, start_postgres
 from firehose.testing.servers import S3Server, start_moto, start_seaweedfs, stop
 
 # s3_server param -> the session fixture that runs that server.
@@ -46,3 +48,15 @@ def bucket(s3_server: S3Server) -> str:
     name = f"t-{uuid.uuid4().hex[:12]}"
     s3_server.create_bucket(name)
     return name
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[PostgresServer]:
+    """A throwaway PostgreSQL cluster (Debian's binaries), started once per session."""
+    server = start_postgres()
+    try:
+        yield server
+    finally:
+        with contextlib.suppress(Exception):  # already stopped by a test that failed midway
+            server.stop("immediate")
+        server.remove()
