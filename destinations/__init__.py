@@ -15,6 +15,7 @@ from destinations.error_output import S3ErrorOutput
 from destinations.http_endpoint import HttpDestination
 from destinations.objectstore import ObjectStore, SharedObjectStores
 from destinations.opensearch import OpenSearchDestination
+from destinations.redshift import RedshiftDestination
 from destinations.s3 import S3Destination
 from destinations.splunk import SplunkDestination
 from firehose.config import (
@@ -24,6 +25,7 @@ from firehose.config import (
     ExtendedS3Destination,
     HttpEndpointDestination,
     OpenSearchConfiguration,
+    RedshiftConfiguration,
     S3Configuration,
     SplunkConfiguration,
 )
@@ -84,12 +86,22 @@ def _opensearch(config: DeliveryStreamConfig, context: DestinationContext) -> De
     return OpenSearchDestination(config.name, section)
 
 
+def _redshift(config: DeliveryStreamConfig, context: DestinationContext) -> Destination:
+    section = config.destination
+    assert isinstance(section, RedshiftConfiguration)
+    staging = section.s3_configuration
+    return RedshiftDestination(
+        config.name, section, context.store(staging.endpoint_url), encoder=context.encoder
+    )
+
+
 REGISTRY: dict[type[DestinationSection], Builder] = {
     ExtendedS3Destination: _s3,
     SplunkConfiguration: _splunk,
     HttpEndpointDestination: _http_endpoint,
     OpenSearchConfiguration: _opensearch,
     ElasticsearchConfiguration: _opensearch,
+    RedshiftConfiguration: _redshift,
 }
 
 

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import uuid
 from collections.abc import Iterator
 
 import pytest
 
 from firehose.testing.opensearch_server import SearchServer, start_osmem
+from firehose.testing.postgres import PostgresServer, start_postgres
 from firehose.testing.servers import S3Server, start_moto, start_seaweedfs, stop
 from tests.kinesis_fixtures import kinesalite, kinesis  # noqa: F401  (Kinesis servers)
 
@@ -58,3 +60,15 @@ def search_server() -> Iterator[SearchServer]:
         yield server
     finally:
         stop(proc)
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[PostgresServer]:
+    """A throwaway PostgreSQL cluster (Debian's binaries), started once per session."""
+    server = start_postgres()
+    try:
+        yield server
+    finally:
+        with contextlib.suppress(Exception):  # already stopped by a test that failed midway
+            server.stop("immediate")
+        server.remove()

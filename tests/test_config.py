@@ -513,7 +513,7 @@ def test_both_destination_keys_is_a_problem(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(
     "destination",
-    ["SnowflakeDestinationConfiguration", "RedshiftDestinationConfiguration"],
+    ["SnowflakeDestinationConfiguration", "IcebergDestinationConfiguration"],
 )
 def test_other_destination_types_are_refused_clearly(tmp_path: Path, destination: str) -> None:
     body = {"DeliveryStreamName": "s", destination: {"EndpointConfiguration": {"Url": "x"}}}
