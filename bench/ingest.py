@@ -59,7 +59,7 @@ HEADERS = {
     "X-Amz-Target": "Firehose_20150804.PutRecordBatch",
     "Content-Type": "application/x-amz-json-1.1",
 }
-SHUTDOWN_TIMEOUT_S = 60  # the service's own flush deadline after SIGTERM
+SHUTDOWN_TIMEOUT_S = 300  # the service's own flush deadline after SIGTERM: all must land
 
 
 # -- the load generator ------------------------------------------------------------------------
