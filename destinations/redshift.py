@@ -1,5 +1,6 @@
 """Redshift destination: each batch staged in the intermediate bucket, listed in a manifest,
-then loaded by COPY (into Amazon Redshift from S3, or into PostgreSQL through STDIN).
+and loaded by COPY: into Amazon Redshift from S3 once both are uploaded, or into PostgreSQL
+through STDIN from memory while they are.
 
 Firehose files no error records for Redshift: a load still failing when its retry window is over
 leaves its manifest under `<Prefix>errors/manifests/` for a manual backfill, and the stream moves
@@ -13,6 +14,7 @@ import asyncio
 import logging
 import time
 from concurrent.futures import Executor
+from dataclasses import dataclass
 
 import orjson
 
@@ -37,9 +39,33 @@ def manifest_body(objects: list[StagedObject]) -> bytes:
     return orjson.dumps({"entries": entries})
 
 
+@dataclass
+class _Progress:
+    """One batch's steps across its attempts: a retry redoes only those that have not
+    succeeded yet, so a committed load is never run twice and an upload not redone."""
+
+    manifest_key: str
+    staged: StagedObject
+    object_put: bool = False
+    manifest_put: bool = False
+    loaded: bool = False
+    first_load: float | None = None  # when its first load was tried: the retry window
+
+
+@dataclass(frozen=True)
+class _LoadFailure:
+    """A failed load, and when: within the window from the batch's first load, it is retried."""
+
+    error: DeliveryError
+    first_load: float
+    failed_at: float
+
+
 class RedshiftDestination:
-    """Stage, write the manifest, load; a load failing past the window files its manifest under
-    errors/ and counts as handled. Loads run one at a time, in order: the stream is serial."""
+    """Stage (the object and the manifest), load; a load failing past the window files its
+    manifest under errors/ and counts as handled. A load that reads S3 (Redshift) waits for the
+    staging, one from memory (PostgreSQL) runs beside it. Loads run one at a time, in order:
+    the stream is serial."""
 
     kind = "Redshift"
 
@@ -66,9 +92,8 @@ class RedshiftDestination:
         self.target = f"{self.loader.target} staged in s3://{self.bucket} at {store.description}"
         self.counters = DestinationCounters(self.kind)
         self.failed_loads = 0  # loads given up on: their manifests are under errors/
-        # Per batch (object_id): when its first load was tried, and what it staged.
-        self._first_load: dict[str, float] = {}
-        self._staged: dict[str, tuple[str, StagedObject]] = {}
+        # Per batch (object_id) not yet handled: what its attempts did so far.
+        self._progress: dict[str, _Progress] = {}
 
     @staticmethod
     def _keys(stream_name: str, version: int, prefix: str) -> ObjectKeyFormat:
@@ -78,20 +103,30 @@ class RedshiftDestination:
         await self.store.start()
 
     async def deliver(self, batch: Batch) -> DeliveryResult:
-        manifest_key, staged = await self._stage(batch)
-        first = self._first_load.setdefault(batch.object_id, time.monotonic())
-        try:
-            await self.loader.load(f"s3://{self.bucket}/{manifest_key}", [staged])
-        except DeliveryError as exc:
-            if time.monotonic() - first < self.window:
-                raise
-            await self._file_failed(batch, manifest_key, exc)
-        self._forget(batch)
+        progress = await self._progress_of(batch)
+        if self.loader.reads_staging:
+            await self._stage(progress)  # Redshift reads the manifest and the object from S3
+            failure = await self._load(progress)
+        else:
+            # The load gets the bytes from memory: it runs while they are uploaded.
+            staging, loading = await asyncio.gather(
+                self._stage(progress), self._load(progress), return_exceptions=True
+            )
+            if isinstance(loading, BaseException):
+                raise loading  # not a failed load (that is returned): a bug, or cancelled
+            if isinstance(staging, BaseException):
+                raise staging  # retried without a deadline; the load again only if it failed
+            failure = loading
+        if failure is not None:
+            if failure.failed_at - failure.first_load < self.window:
+                raise failure.error
+            await self._file_failed(batch, progress, failure.error)
+        self._progress.pop(batch.object_id, None)
         return DELIVERED
 
-    async def _stage(self, batch: Batch) -> tuple[str, StagedObject]:
-        """Upload the batch and its manifest once; a retried load reuses them."""
-        known = self._staged.get(batch.object_id)
+    async def _progress_of(self, batch: Batch) -> _Progress:
+        """The batch's progress: its object encoded at its first attempt, reused by retries."""
+        known = self._progress.get(batch.object_id)
         if known is not None:
             return known
         key = self.staging.object_key(batch)
@@ -100,24 +135,54 @@ class RedshiftDestination:
         body = await asyncio.get_running_loop().run_in_executor(
             self._encoder, codec.compress, batch.chunks(), entry_name
         )
-        await self.store.put(self.bucket, key, body)
         staged = StagedObject(self.bucket, key, body)
-        manifest_key = self._manifest_key(self.manifest_keys, batch)
-        await self.store.put(self.bucket, manifest_key, manifest_body([staged]))
-        self._staged[batch.object_id] = (manifest_key, staged)
-        return manifest_key, staged
+        progress = _Progress(self._manifest_key(self.manifest_keys, batch), staged)
+        self._progress[batch.object_id] = progress
+        return progress
+
+    async def _stage(self, progress: _Progress) -> None:
+        """Upload the object and its manifest side by side, each until it worked once."""
+        puts = []
+        if not progress.object_put:
+            puts.append(self._put_object(progress))
+        if not progress.manifest_put:
+            puts.append(self._put_manifest(progress))
+        for outcome in await asyncio.gather(*puts, return_exceptions=True):
+            if isinstance(outcome, BaseException):
+                raise outcome
+
+    async def _put_object(self, progress: _Progress) -> None:
+        staged = progress.staged
+        await self.store.put(staged.bucket, staged.key, staged.body)
+        progress.object_put = True
+
+    async def _put_manifest(self, progress: _Progress) -> None:
+        await self.store.put(self.bucket, progress.manifest_key, manifest_body([progress.staged]))
+        progress.manifest_put = True
+
+    async def _load(self, progress: _Progress) -> _LoadFailure | None:
+        """The load, unless an earlier attempt committed it; its failure is returned."""
+        if progress.loaded:
+            return None
+        if progress.first_load is None:
+            progress.first_load = time.monotonic()
+        try:
+            await self.loader.load(f"s3://{self.bucket}/{progress.manifest_key}", [progress.staged])
+        except DeliveryError as exc:
+            return _LoadFailure(exc, progress.first_load, time.monotonic())
+        progress.loaded = True
+        return None
 
     @staticmethod
     def _manifest_key(keys: ObjectKeyFormat, batch: Batch) -> str:
         assert batch.oldest_arrival_ms is not None
         return keys.object_key(batch.oldest_arrival_ms, batch.object_id)
 
-    async def _file_failed(self, batch: Batch, manifest_key: str, error: DeliveryError) -> None:
+    async def _file_failed(self, batch: Batch, progress: _Progress, error: DeliveryError) -> None:
         """The window is over: the manifest goes under errors/ (raising, to be retried, while
         that write fails) and the batch counts as handled."""
-        _, staged = self._staged[batch.object_id]
         failed_key = self._manifest_key(self.failed_keys, batch)
-        await self.store.put(self.bucket, failed_key, manifest_body([staged]))
+        await self.store.put(self.bucket, failed_key, manifest_body([progress.staged]))
         self.failed_loads += 1
         self.counters.failed_records += batch.record_count
         log.error(
@@ -125,16 +190,12 @@ class RedshiftDestination:
             "s3://%s/%s for a manual load",
             self.kind,
             self.bucket,
-            manifest_key,
+            progress.manifest_key,
             self.window,
             error,
             self.bucket,
             failed_key,
         )
-
-    def _forget(self, batch: Batch) -> None:
-        self._first_load.pop(batch.object_id, None)
-        self._staged.pop(batch.object_id, None)
 
     async def close(self) -> None:
         await self.loader.close()

@@ -37,9 +37,14 @@ class StagedObject:
 
 
 class Loader(Protocol):
-    """Loads one manifest; raises `DeliveryError` when the load did not happen."""
+    """Loads one manifest; raises `DeliveryError` when the load did not happen.
+
+    `reads_staging`: the load reads the staged objects from S3 (Amazon Redshift), so they and
+    the manifest must be there first; otherwise (PostgreSQL) it gets their bytes from memory
+    and may run while they are uploaded."""
 
     target: str
+    reads_staging: bool
 
     async def load(self, manifest_url: str, objects: Sequence[StagedObject]) -> None: ...
 
@@ -140,6 +145,8 @@ class PsycopgExecutor:
 class RedshiftLoader:
     """Amazon Redshift reads the staged objects from S3 itself: one COPY … MANIFEST."""
 
+    reads_staging = True
+
     def __init__(self, section: RedshiftConfiguration, executor: SqlExecutor | None = None):
         self.section = section
         self.executor = executor or PsycopgExecutor(section)
@@ -156,6 +163,8 @@ class RedshiftLoader:
 class PostgresLoader:
     """PostgreSQL cannot read S3: the manifest's objects, as staged, go through COPY FROM STDIN,
     all in one transaction."""
+
+    reads_staging = False
 
     def __init__(self, section: RedshiftConfiguration) -> None:
         self.section = section

@@ -223,6 +223,68 @@ async def test_a_bad_value_files_the_manifest_under_errors_once_the_window_is_ov
     assert [r[0] for r in rows(postgres, table)] == [5]
 
 
+class FlakyStore(S3ObjectStore):
+    """An S3 store whose puts of keys under `failing` fail while `failing` is set; it counts
+    the puts that reached the store."""
+
+    def __init__(self, endpoint_url: str | None) -> None:
+        super().__init__(endpoint_url)
+        self.failing: str | None = None
+        self.puts: list[str] = []
+
+    async def put(self, bucket: str, key: str, body: bytes) -> None:
+        if self.failing is not None and key.startswith(self.failing):
+            raise DeliveryError(f"PutObject {key}: down", code="S3.ConnectionFailed")
+        await super().put(bucket, key, body)
+        self.puts.append(key)
+
+
+async def test_a_retry_after_a_committed_load_only_stages(
+    s3: S3Server, staging_bucket: str, postgres: PostgresServer, table: str
+) -> None:
+    config = section(postgres.jdbc_url(), s3, staging_bucket, table, columns="id,name")
+    store = FlakyStore(config.s3_configuration.endpoint_url)
+    destination = RedshiftDestination("events", config, store)
+    try:
+        store.failing = f"events/{HOUR_PATH}"  # the object's upload fails, the load commits
+        records = batch([b"1|a\n", b"2|b\n"])
+        with pytest.raises(DeliveryError) as caught:
+            await destination.deliver(records)
+        assert caught.value.code == "S3.ConnectionFailed"
+        assert [r[0] for r in rows(postgres, table)] == [1, 2]
+        [manifest] = store.puts
+        assert manifest.startswith(f"events/manifests/{HOUR_PATH}")
+        store.failing = None
+        assert await destination.deliver(records) == DELIVERED
+        assert [r[0] for r in rows(postgres, table)] == [1, 2]  # not loaded twice
+        [manifest, staged] = store.puts  # the manifest not uploaded again
+        assert s3.get(staging_bucket, staged) == b"1|a\n2|b\n"
+    finally:
+        await destination.close()
+
+
+async def test_a_retry_after_a_failed_load_does_not_stage_again(
+    s3: S3Server, staging_bucket: str, postgres: PostgresServer, table: str
+) -> None:
+    config = section(postgres.jdbc_url(), s3, staging_bucket, table, columns="id,name")
+    store = FlakyStore(config.s3_configuration.endpoint_url)
+    destination = RedshiftDestination("events", config, store)
+    try:
+        records = batch([b"2|a\n", b"3|b\n"])
+        with psycopg.connect(postgres.conninfo, autocommit=True) as connection:
+            connection.execute(f"ALTER TABLE {table} RENAME TO {table}_away")
+            with pytest.raises(DeliveryError) as caught:
+                await destination.deliver(records)
+            assert caught.value.code == "Redshift.TableNotFound"
+            assert len(store.puts) == 2
+            connection.execute(f"ALTER TABLE {table}_away RENAME TO {table}")
+        assert await destination.deliver(records) == DELIVERED
+        assert [r[0] for r in rows(postgres, table)] == [2, 3]
+        assert len(store.puts) == 2  # staged once
+    finally:
+        await destination.close()
+
+
 async def test_a_wrong_column_with_no_retry_window(
     s3: S3Server,
     staging_bucket: str,
