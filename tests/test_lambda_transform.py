@@ -353,3 +353,56 @@ def test_check_handler(monkeypatch: pytest.MonkeyPatch) -> None:
     assert "broken on purpose" in str(check_handler("tests/transform_files/broken.py:handler"))
     assert "no file" in str(check_handler("tests/transform_files/none.py:handler"))
     assert check_handler("not a spec") is not None
+
+
+@pytest.mark.parametrize(
+    "spec",
+    [
+        "tests.handlers:upper",
+        "tests.handlers:drop_odd",
+        "tests.handlers:fail_bad",
+        "tests.handlers:missing_first",
+        "tests.handlers:partition_keys",
+        "tests.handlers:raise_error",
+    ],
+)
+async def test_runs_come_out_as_the_records_would(spec: str) -> None:
+    from firehose.batch import RecordRun
+    from transforms.processor import ProcessingRecord
+
+    mib = 1024 * 1024
+    datas = [str(i).encode() for i in range(40)] + [b"bad", b"x" * (7 * mib), b"5", b"bad"]
+    runs = [
+        RecordRun(100, 1, [len(d) for d in datas[:25]], memoryview(b"".join(datas[:25]))),
+        RecordRun(
+            200,
+            2,
+            [len(d) for d in datas[25:]],
+            memoryview(b"".join(datas[25:])),
+            [200 + i // 2 for i in range(len(datas) - 25)],
+            [i % 2 for i in range(len(datas) - 25)],
+        ),
+    ]
+    as_records = [r for run in runs for r in run.records()]
+    lam = processor(spec, context(memory_mib=0), NumberOfRetries=1)
+    lam.buffer_bytes = 10  # a few records per invocation, the runs cut across invocations
+    try:
+        assert lam.takes_runs
+        expected = await lam.process(
+            [ProcessingRecord(r.seq, r.arrival_ms, r.data, r.sub_seq) for r in as_records]
+        )
+        routed, failed = await lam.process_runs(runs)
+    finally:
+        await lam.close()
+    got = [r for run in routed for r in run.records()]
+    assert [(r.seq, r.sub_seq, r.arrival_ms, bytes(r.data)) for r in got] == [
+        (r.seq, r.sub_seq, r.arrival_ms, bytes(r.data)) for r in expected.records
+    ]
+    assert [
+        (f.record.seq, f.record.sub_seq, bytes(f.record.data), f.error_code, f.details)
+        for f in failed
+    ] == [
+        (f.record.seq, f.record.sub_seq, bytes(f.record.data), f.error_code, f.details)
+        for f in expected.failed
+    ]
+    assert any(f.error_code == "Lambda.RequestEntityTooLarge" for f in failed)

@@ -303,7 +303,7 @@ class Shout:
 
     async def process(self, runs: list[RecordRun]) -> StageOutput:
         from transforms.processor import ProcessingRecord
-        from transforms.stage import _runs
+        from transforms.records import records_to_runs as _runs
 
         out = [
             ProcessingRecord(r.seq, r.arrival_ms, bytes(r.data).upper() * 2)

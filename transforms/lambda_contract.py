@@ -273,3 +273,69 @@ class PayloadInvoker:
     ) -> list[Answer]:
         body = await self.invoke(shape.event(invocation_id, items), timeout)
         return read_response(body, [record_id for record_id, _ in items])
+
+
+# A slice of records as sent to a worker process in one piece: (the first record's id, counted
+# on for the others; arrival ms; data lengths; the records' data back to back). Records without
+# Kinesis metadata only.
+Segment = tuple[int, int, list[int], bytes]
+# What a worker answers for a segment: the data lengths of its records answered Ok (without
+# partition keys; -1 for any other record), their data back to back, and the Answer of every
+# other record by its index in the segment.
+SegmentAnswer = tuple[list[int], bytes, dict[int, Answer]]
+
+
+def plain_event(
+    shape: EventShape, invocation_id: str, segments: Sequence[Segment]
+) -> tuple[bytes, list[str]]:
+    """The event of records without Kinesis metadata as `EventShape.event` writes it (byte
+    for byte), and its record ids."""
+    head = orjson.dumps(shape._envelope(invocation_id))
+    assert head.endswith(b"[]}")
+    parts: list[bytes] = []
+    record_ids: list[str] = []
+    encode = pybase64.b64encode
+    for next_id, arrival_ms, lengths, data in segments:
+        view = memoryview(data)
+        prefix = b'","approximateArrivalTimestamp":%d,"data":"' % arrival_ms
+        offset = 0
+        for length in lengths:
+            record_id = str(next_id)
+            next_id += 1
+            record_ids.append(record_id)
+            parts.append(
+                b'{"recordId":"'
+                + record_id.encode()
+                + prefix
+                + encode(view[offset : offset + length])
+                + b'"}'
+            )
+            offset += length
+    return head[:-2] + b",".join(parts) + b"]}", record_ids
+
+
+def answer_segments(
+    shape: EventShape,
+    invocation_id: str,
+    segments: Sequence[Segment],
+    call: Callable[[bytes], bytes],
+) -> list[SegmentAnswer]:
+    """`answer_event` for segments, answered compactly: one invocation, where it runs."""
+    payload, record_ids = plain_event(shape, invocation_id, segments)
+    answers = read_response(call(payload), record_ids)
+    compact: list[SegmentAnswer] = []
+    position = 0
+    for _, _, lengths, _ in segments:
+        ok_lengths: list[int] = []
+        ok_data: list[bytes] = []
+        others: dict[int, Answer] = {}
+        for index, answer in enumerate(answers[position : position + len(lengths)]):
+            if answer.result == "Ok" and answer.partition_keys is None:
+                ok_lengths.append(len(answer.data))
+                ok_data.append(answer.data)
+            else:
+                ok_lengths.append(-1)
+                others[index] = answer
+        position += len(lengths)
+        compact.append((ok_lengths, b"".join(ok_data), others))
+    return compact

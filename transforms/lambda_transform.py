@@ -14,23 +14,30 @@ import asyncio
 import logging
 import random
 import uuid
-from typing import Protocol
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Protocol, TypeVar, runtime_checkable
 
-from firehose.batch import Record
+from firehose.batch import Record, RecordRun
 from firehose.destination import FailedRecord
 from firehose.processing_config import ProcessorConfig
 from firehose.retry import RetryPolicy
 from transforms.lambda_contract import (
+    _PLAIN_ENTRY,
     PAYLOAD_LIMIT,
     REQUEST_TOO_LARGE,
     Answer,
     EventShape,
     InvokeError,
+    Segment,
+    SegmentAnswer,
 )
 from transforms.lambda_handler import FunctionInfo, is_lambda_arn
 from transforms.processor import ProcessingContext, ProcessingRecord, ProcessorOutput
+from transforms.records import records_to_runs
 
 log = logging.getLogger(__name__)
+_T = TypeVar("_T")
 
 MIB = 1024 * 1024
 # Records handled between two yields to the event loop, so requests keep being answered.
@@ -39,6 +46,15 @@ YIELD_EVERY = 2048
 DEFAULT_RETRY = RetryPolicy(initial_backoff_seconds=0.5, max_backoff_seconds=10.0)
 # Placeholder of the length every uuid4 invocation id has, to size events before building them.
 _ID_OF_UUID_LENGTH = str(uuid.UUID(int=0))
+
+
+@runtime_checkable
+class SegmentInvoker(Protocol):
+    """An invoker that takes records as slices of runs and answers them compactly."""
+
+    async def invoke_segments(
+        self, shape: EventShape, invocation_id: str, segments: list[Segment], timeout: float
+    ) -> list[SegmentAnswer]: ...
 
 
 class Invoker(Protocol):
@@ -151,23 +167,16 @@ class LambdaProcessor:
                 output.records.append(result)
         return output
 
-    async def _invoke(
-        self,
-        part: list[int],
-        records: list[ProcessingRecord],
-        ids: list[str],
-        outcome: list[ProcessingRecord | FailedRecord | None],
-    ) -> None:
-        """One invocation with its retries; fills `outcome` for its records."""
+    async def _attempts(
+        self, records: int, call: Callable[[], Awaitable[_T]]
+    ) -> tuple[_T | InvokeError, int]:
+        """One invocation with its retries: its answer, or the last error; and the attempts."""
         attempts = 0
         while True:
             attempts += 1
-            items = [(ids[i], records[i]) for i in part]
             try:
                 async with self._running:
-                    answers = await self._invoker.invoke_records(
-                        self._shape, str(uuid.uuid4()), items, self._timeout
-                    )
+                    return await call(), attempts
             except InvokeError as error:
                 if error.retryable and attempts <= self.retries:
                     wait = self._retry.backoff(attempts) * random.uniform(0.5, 1.0)
@@ -184,16 +193,180 @@ class LambdaProcessor:
                 log.warning(
                     "transform %s: %d records to the error output after %d attempts: %s",
                     self.lambda_arn,
-                    len(part),
+                    records,
                     attempts,
                     error,
                 )
-                for i in part:
-                    outcome[i] = self._failed(records[i], error.code, error.message, attempts)
-                return
-            for i, answer in zip(part, answers, strict=True):
-                outcome[i] = self._outcome(records[i], answer, attempts)
+                return error, attempts
+
+    async def _invoke(
+        self,
+        part: list[int],
+        records: list[ProcessingRecord],
+        ids: list[str],
+        outcome: list[ProcessingRecord | FailedRecord | None],
+    ) -> None:
+        """One invocation with its retries; fills `outcome` for its records."""
+
+        def call() -> Awaitable[list[Answer]]:
+            items = [(ids[i], records[i]) for i in part]
+            return self._invoker.invoke_records(
+                self._shape, str(uuid.uuid4()), items, self._timeout
+            )
+
+        answers, attempts = await self._attempts(len(part), call)
+        if isinstance(answers, InvokeError):
+            for i in part:
+                outcome[i] = self._failed(records[i], answers.code, answers.message, attempts)
             return
+        for i, answer in zip(part, answers, strict=True):
+            outcome[i] = self._outcome(records[i], answer, attempts)
+
+    @property
+    def takes_runs(self) -> bool:
+        """Whether `process_runs` may be used: the function runs in this service's workers."""
+        return isinstance(self._invoker, SegmentInvoker)
+
+    async def process_runs(
+        self, runs: list[RecordRun]
+    ) -> tuple[list[RecordRun], list[FailedRecord]]:
+        """`process` for records as read from the log (no Kinesis metadata), without a Python
+        object per record: the same invocations with the same record ids, sent to the workers
+        as slices of the runs, and the records answered Ok back as runs, in input order."""
+        assert isinstance(self._invoker, SegmentInvoker)
+        invocations: list[list[_Piece]] = []
+        current: list[_Piece] = []
+        failed: list[tuple[int, FailedRecord]] = []
+        data_bytes = size = 0
+        envelope, buffer_bytes, digits = self._envelope, self.buffer_bytes, len
+        index = 0
+        for run_index, run in enumerate(runs):
+            await asyncio.sleep(0)  # a large read must not hold the API's loop
+            stamp = len(str(run.arrival_ms)) + _PLAIN_ENTRY
+            piece: _Piece | None = None
+            offset = 0
+            for position, length in enumerate(run.lengths):
+                entry = stamp + digits(str(index)) + 4 * ((length + 2) // 3)
+                if envelope + entry > PAYLOAD_LIMIT:
+                    piece = None
+                    record = _record_of(run, position, offset, length)
+                    message = InvokeError(
+                        REQUEST_TOO_LARGE, f"Its event would be {envelope + entry} bytes."
+                    ).message
+                    failed.append((index, self._failed(record, REQUEST_TOO_LARGE, message, 0)))
+                elif current and (
+                    data_bytes + length > buffer_bytes or size + 1 + entry > PAYLOAD_LIMIT
+                ):
+                    invocations.append(current)
+                    piece = _Piece(run_index, position, offset, index)
+                    current = [piece]
+                    data_bytes, size = length, envelope + entry
+                else:
+                    if not current:
+                        data_bytes, size = 0, envelope
+                    else:
+                        size += 1  # the comma between entries
+                    if piece is None:
+                        piece = _Piece(run_index, position, offset, index)
+                        current.append(piece)
+                    data_bytes += length
+                    size += entry
+                if piece is not None:
+                    piece.stop, piece.end = position + 1, offset + length
+                offset += length
+                index += 1
+        if current:
+            invocations.append(current)
+        results = await asyncio.gather(
+            *(self._invoke_pieces(runs, part, failed) for part in invocations)
+        )
+        routed = [run for result in results for run in result]
+        failed.sort(key=lambda pair: pair[0])
+        return routed, [record for _, record in failed]
+
+    async def _invoke_pieces(
+        self, runs: list[RecordRun], part: list[_Piece], failed: list[tuple[int, FailedRecord]]
+    ) -> list[RecordRun]:
+        """One invocation of run slices with its retries: the runs of what it answered Ok;
+        what failed goes to `failed` with its index."""
+        invoker = self._invoker
+        assert isinstance(invoker, SegmentInvoker)
+        segments: list[Segment] = [
+            (
+                p.first_index,
+                runs[p.run].arrival_ms,
+                runs[p.run].lengths[p.start : p.stop],
+                bytes(runs[p.run].data[p.base : p.end]),
+            )
+            for p in part
+        ]
+
+        def call() -> Awaitable[list[SegmentAnswer]]:
+            return invoker.invoke_segments(self._shape, str(uuid.uuid4()), segments, self._timeout)
+
+        answers, attempts = await self._attempts(sum(p.stop - p.start for p in part), call)
+        if isinstance(answers, InvokeError):
+            for p in part:
+                run, offset = runs[p.run], p.base
+                for position in range(p.start, p.stop):
+                    length = run.lengths[position]
+                    record = _record_of(run, position, offset, length)
+                    offset += length
+                    failure = self._failed(record, answers.code, answers.message, attempts)
+                    failed.append((p.first_index + position - p.start, failure))
+            return []
+        out: list[RecordRun] = []
+        for p, (lengths, data, others) in zip(part, answers, strict=True):
+            run = runs[p.run]
+            seqs = run.seqs[p.start : p.stop] if run.seqs else None
+            sub_seqs = run.sub_seqs[p.start : p.stop] if run.sub_seqs else None
+            if not others:
+                if lengths:
+                    first = seqs[0] if seqs else run.first_seq + p.start
+                    out.append(
+                        RecordRun(first, run.arrival_ms, lengths, memoryview(data), seqs, sub_seqs)
+                    )
+                continue
+            out += self._mixed(run, p, lengths, data, others, attempts, failed)
+        return out
+
+    def _mixed(
+        self,
+        run: RecordRun,
+        piece: _Piece,
+        lengths: list[int],
+        data: bytes,
+        others: dict[int, Answer],
+        attempts: int,
+        failed: list[tuple[int, FailedRecord]],
+    ) -> list[RecordRun]:
+        """A slice some of whose records were not plainly Ok: record by record."""
+        kept: list[ProcessingRecord] = []
+        offset, at = piece.base, 0
+        for index, length in enumerate(lengths):
+            position = piece.start + index
+            in_length = run.lengths[position]
+            record = _record_of(run, position, offset, in_length)
+            offset += in_length
+            answer = others.get(index)
+            if answer is None:
+                kept.append(
+                    ProcessingRecord(
+                        record.seq, record.arrival_ms, data[at : at + length], record.sub_seq
+                    )
+                )
+                at += length
+                continue
+            outcome = self._outcome(
+                ProcessingRecord(record.seq, record.arrival_ms, record.data, record.sub_seq),
+                answer,
+                attempts,
+            )
+            if isinstance(outcome, FailedRecord):
+                failed.append((piece.first_index + index, outcome))
+            elif outcome is not None:
+                kept.append(outcome)
+        return [run for _, run in records_to_runs(kept)]
 
     def _outcome(
         self, record: ProcessingRecord, answer: Answer, attempts: int
@@ -213,7 +386,7 @@ class LambdaProcessor:
         )
 
     def _failed(
-        self, record: ProcessingRecord, code: str, message: str, attempts: int
+        self, record: ProcessingRecord | Record, code: str, message: str, attempts: int
     ) -> FailedRecord:
         """The record as it came in (its original bytes) filed under processing-failed."""
         return FailedRecord(
@@ -226,6 +399,27 @@ class LambdaProcessor:
 
     async def close(self) -> None:
         await self._invoker.close()
+
+
+@dataclass(slots=True)
+class _Piece:
+    """Records start..stop of runs[run], whose bytes are data[base:end]; the first one's id."""
+
+    run: int
+    start: int
+    base: int
+    first_index: int
+    stop: int = 0
+    end: int = 0
+
+
+def _record_of(run: RecordRun, position: int, offset: int, length: int) -> Record:
+    return Record(
+        run.seqs[position] if run.seqs else run.first_seq + position,
+        run.arrival_ms,
+        run.data[offset : offset + length],
+        run.sub_seqs[position] if run.sub_seqs else 0,
+    )
 
 
 def build(config: ProcessorConfig, context: ProcessingContext) -> LambdaProcessor:

@@ -3,7 +3,7 @@ how the records split from one log record are numbered."""
 
 from __future__ import annotations
 
-from firehose.batch import Record
+from firehose.batch import PartitionKey, Record, RecordRun
 from firehose.destination import FailedRecord
 from transforms.processor import ProcessingRecord
 
@@ -53,3 +53,33 @@ def split(record: ProcessingRecord, data: bytes | memoryview, sub_seq: int) -> P
         record.query_keys,
         record.kinesis,
     )
+
+
+def records_to_runs(
+    records: list[ProcessingRecord], partition: PartitionKey = None
+) -> list[tuple[PartitionKey, RecordRun]]:
+    """Records as runs: consecutive records of one arrival time share one joined buffer."""
+    routed: list[tuple[PartitionKey, RecordRun]] = []
+    start = 0
+    while start < len(records):
+        stop = start + 1
+        arrival = records[start].arrival_ms
+        while stop < len(records) and records[stop].arrival_ms == arrival:
+            stop += 1
+        group = records[start:stop]
+        data = memoryview(b"".join(record.data for record in group))
+        routed.append(
+            (
+                partition,
+                RecordRun(
+                    group[0].seq,
+                    arrival,
+                    [len(record.data) for record in group],
+                    data,
+                    [record.seq for record in group],
+                    [record.sub_seq for record in group],
+                ),
+            )
+        )
+        start = stop
+    return routed

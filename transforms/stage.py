@@ -12,8 +12,10 @@ from firehose.destination import FailedRecord
 from firehose.processing_config import ProcessingConfiguration
 from firehose.stage import StageOutput
 from transforms.lambda_handler import check_handler
+from transforms.lambda_transform import LambdaProcessor
 from transforms.partitioning import PartitionRouter
 from transforms.processor import ProcessingContext, ProcessingRecord, Processor
+from transforms.records import records_to_runs
 from transforms.registry import KINESIS_SOURCE_STEPS, ORDER, PROCESSORS
 
 # Records converted between two yields to the event loop.
@@ -41,6 +43,12 @@ class ProcessingStage:
         self.source_steps = list(source_steps)
 
     async def process(self, runs: list[RecordRun]) -> StageOutput:
+        runs_taker = self._runs_taker()
+        if runs_taker is not None:
+            # Only a transform in workers, no partitioning: the runs go through as slices,
+            # without a Python object per record.
+            routed, failed = await runs_taker.process_runs(runs)
+            return StageOutput(routed=[(None, run) for run in routed], failed=failed)
         records: list[ProcessingRecord] = []
         for run in runs:
             records += _records_of(run)
@@ -52,7 +60,7 @@ class ProcessingStage:
             records = result.records
             output.failed.extend(result.failed)
         if self.source_steps:
-            output.source = [run for _, run in _runs(records)]
+            output.source = [run for _, run in records_to_runs(records)]
         partitions: dict[int, PartitionKey] | None = None
         for processor in self.processors:
             if partitions is None and processor.type in AFTER_PARTITIONING:
@@ -63,8 +71,18 @@ class ProcessingStage:
             await asyncio.sleep(0)
         if partitions is None:
             records, partitions = self._partition(records, output.failed)
-        output.routed = _partitioned_runs(records, partitions) if self.router else _runs(records)
+        output.routed = (
+            _partitioned_runs(records, partitions) if self.router else records_to_runs(records)
+        )
         return output
+
+    def _runs_taker(self) -> LambdaProcessor | None:
+        if self.router is not None or self.source_steps or len(self.processors) != 1:
+            return None
+        processor = self.processors[0]
+        if isinstance(processor, LambdaProcessor) and processor.takes_runs:
+            return processor
+        return None
 
     def _partition(
         self, records: list[ProcessingRecord], failed: list[FailedRecord]
@@ -113,38 +131,10 @@ def _partitioned_runs(
         else:
             group.append(record)
     return [
-        routed for partition, group in by_partition.items() for routed in _runs(group, partition)
+        routed
+        for partition, group in by_partition.items()
+        for routed in records_to_runs(group, partition)
     ]
-
-
-def _runs(
-    records: list[ProcessingRecord], partition: PartitionKey = None
-) -> list[tuple[PartitionKey, RecordRun]]:
-    """Records as runs: consecutive records of one arrival time share one joined buffer."""
-    routed: list[tuple[PartitionKey, RecordRun]] = []
-    start = 0
-    while start < len(records):
-        stop = start + 1
-        arrival = records[start].arrival_ms
-        while stop < len(records) and records[stop].arrival_ms == arrival:
-            stop += 1
-        group = records[start:stop]
-        data = memoryview(b"".join(record.data for record in group))
-        routed.append(
-            (
-                partition,
-                RecordRun(
-                    group[0].seq,
-                    arrival,
-                    [len(record.data) for record in group],
-                    data,
-                    [record.seq for record in group],
-                    [record.sub_seq for record in group],
-                ),
-            )
-        )
-        start = stop
-    return routed
 
 
 def build_stage(

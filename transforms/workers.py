@@ -27,6 +27,8 @@ from transforms.lambda_contract import (
     Answer,
     EventShape,
     InvokeError,
+    Segment,
+    SegmentAnswer,
     WireRecord,
 )
 from transforms.lambda_handler import FunctionInfo
@@ -42,7 +44,7 @@ def _worker_main(conn: Connection, spec: str, info: FunctionInfo, memory_mib: in
     import asyncio
     import resource
 
-    from transforms.lambda_contract import InvokeError, answer_wire_event
+    from transforms.lambda_contract import InvokeError, answer_segments, answer_wire_event
     from transforms.lambda_handler import (
         HandlerError,
         HandlerNotFound,
@@ -78,6 +80,10 @@ def _worker_main(conn: Connection, spec: str, info: FunctionInfo, memory_mib: in
         try:
             if len(job) == 1:  # a payload: answer the body
                 conn.send(("ok", call(job[0])))
+            elif len(job) == 4:  # segments: as records, answered compactly
+                shape, invocation_id, segments, _ = job
+                answered = answer_segments(shape, invocation_id, segments, call)
+                conn.send(("answers", answered))
             else:  # records: build the event and read the answer here, off the service
                 shape, invocation_id, wire = job
                 conn.send(("answers", answer_wire_event(shape, invocation_id, wire, call)))
@@ -219,6 +225,19 @@ class WorkerPool:
             for record_id, record in items
         ]
         answers: list[Answer] = await self._call((shape, invocation_id, wire, timeout), timeout)
+        return answers
+
+    async def invoke_segments(
+        self,
+        shape: EventShape,
+        invocation_id: str,
+        segments: list[Segment],
+        timeout: float,
+    ) -> list[SegmentAnswer]:
+        """`invoke_records` for records without Kinesis metadata sent as segments, answered
+        compactly: no per-record objects cross the pipe."""
+        request = (shape, invocation_id, segments, "segments", timeout)
+        answers: list[SegmentAnswer] = await self._call(request, timeout)
         return answers
 
     async def _call(self, request: tuple[Any, ...], timeout: float) -> Any:
