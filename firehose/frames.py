@@ -50,7 +50,17 @@ class Frame:
 
 
 def encode_frame(first_seq: int, arrival_ms: int, records: list[bytes]) -> bytes:
-    """One frame for `records`; the only place the frame layout is written."""
+    """One frame for `records`, in one piece."""
+    return b"".join(encode_frame_parts(first_seq, arrival_ms, records))
+
+
+def encode_frame_parts(
+    first_seq: int, arrival_ms: int, records: list[bytes]
+) -> tuple[bytes, bytes]:
+    """(header, payload) of one frame for `records`; the only place the frame layout is written.
+
+    Two parts for a gathered write: joining them would copy the whole payload once more.
+    """
     lengths = array("I", map(len, records))
     if sys.byteorder != "little":
         lengths.byteswap()
@@ -58,7 +68,7 @@ def encode_frame(first_seq: int, arrival_ms: int, records: list[bytes]) -> bytes
     payload = b"".join([lengths.tobytes(), *records])
     tail = HEADER.pack(MAGIC, len(payload), 0, first_seq, len(records), arrival_ms)[12:]
     crc = crc32(payload, crc32(tail))
-    return b"".join([struct.pack("<4sII", MAGIC, len(payload), crc), tail, payload])
+    return struct.pack("<4sII", MAGIC, len(payload), crc) + tail, payload
 
 
 def parse_frame(buf: memoryview, pos: int) -> Frame | None:

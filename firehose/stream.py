@@ -204,12 +204,14 @@ class DeliveryStream:
         if not self.accepting:
             raise NotAcceptingError(f"Delivery stream {self.name} is not accepting records.")
         room = self.max_undelivered_bytes - self.undelivered_bytes
-        taken, size = 0, 0
-        for record in records:
-            if size + len(record) > room:
-                break
-            size += len(record)
-            taken += 1
+        taken, size = len(records), sum(map(len, records))
+        if size > room:  # only then count record by record how many fit
+            taken, size = 0, 0
+            for record in records:
+                if size + len(record) > room:
+                    break
+                size += len(record)
+                taken += 1
         self.counters.throttled_records += len(records) - taken
         if taken == 0:
             return self.wal.next_seq, 0

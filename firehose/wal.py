@@ -34,6 +34,7 @@ from firehose.frames import (
     can_follow,
     cut_frame_size,
     encode_frame,
+    encode_frame_parts,
     parse_frame,
     resync,
 )
@@ -197,6 +198,16 @@ def scan_frames(data: bytes, first_seq: int | None = None) -> Iterator[Scanned]:
 
 def _read_at(fd: int) -> ReadAt:
     return lambda offset, length: os.pread(fd, length, offset)
+
+
+def _write_all(fd: int, *parts: bytes) -> None:
+    """Write `parts` back to back to `fd`: one gathered write unless it comes up short."""
+    written = os.writev(fd, parts)
+    if written == sum(map(len, parts)):
+        return
+    rest = memoryview(b"".join(parts))[written:]  # a short write: rare enough to copy
+    while rest:
+        rest = rest[os.write(fd, rest) :]
 
 
 def _segment_name(first_seq: int) -> str:
@@ -435,23 +446,21 @@ class WriteAheadLog:
         if self._failed is not None:
             raise WalError(f"write-ahead log failed earlier: {self._failed}")
         first_seq = self.next_seq
-        frame = encode_frame(first_seq, arrival_ms, records)
-        if len(frame) - HEADER_SIZE > MAX_PAYLOAD:
+        header, payload = encode_frame_parts(first_seq, arrival_ms, records)
+        frame_size = len(header) + len(payload)
+        if len(payload) > MAX_PAYLOAD:
             # Recovery and readers take a longer frame for garbage: never acknowledge one.
-            raise WalError(f"a put of {len(frame)} bytes is larger than a log frame may be")
-        segment = self._segment_for(len(frame))
+            raise WalError(f"a put of {frame_size} bytes is larger than a log frame may be")
+        segment = self._segment_for(frame_size)
         try:
-            view = memoryview(frame)
-            while view:
-                written = os.write(segment.fd, view)  # type: ignore[arg-type]
-                view = view[written:]
+            _write_all(segment.fd, header, payload)  # type: ignore[arg-type]
         except OSError as exc:
             # The segment may now end in a partial frame: start a fresh one for what follows.
             self._retire_active()
             if segment.size == 0:
                 self._drop_empty(segment)
             raise WalError(f"cannot write the write-ahead log: {exc}") from exc
-        segment.size += len(frame)
+        segment.size += frame_size
         self.next_seq = first_seq + len(records)
         self._written += 1
         if not self._dirty or self._dirty[-1] is not segment:

@@ -11,10 +11,11 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import orjson
 import pytest
 from aiohttp.test_utils import TestServer
 
-from firehose.api import FirehoseApi
+from firehose.api import FirehoseApi, _canonical_batch
 from firehose.errors import WalError
 from firehose.stream import DeliveryStream
 from firehose.testing.service_process import firehose_client
@@ -346,3 +347,79 @@ async def test_an_internal_bug_answers_a_firehose_shaped_500(
     body = {"DeliveryStreamName": "events", "Record": {"Data": "eA=="}}
     status, answer = await api.call("PutRecord", body)
     assert_error(status, answer, "InternalFailure", http=500)
+
+
+# PutRecordBatch bodies of the canonical shape skip the JSON parse (`_canonical_batch`): any
+# other body must get exactly the answer the full parse gives.
+_E = b'{"DeliveryStreamName":"events","Records":'
+TRICKY_BATCHES = [
+    _E + b'[{"Data":"eA=="},{"Data":""},{"Data":"AAEC"}]}',  # canonical
+    _E + b'[{"Data":"eA=="}]}\n',  # trailing whitespace
+    b'{"DeliveryStreamName": "events", "Records": [{"Data": "eA=="}, {"Data": "eQ=="}]}',
+    b'{"Records":[{"Data":"eA=="}],"DeliveryStreamName":"events"}',  # other key order
+    _E + b'[{"Data":"eA==","PartitionKey":"p"}]}',  # extra record key
+    _E + b'[{"PartitionKey":"p","Data":"eA=="}]}',
+    _E + b'[{"Data":"eA=="}],"Extra":[{"a":"b"}]}',  # extra key ending like the canonical
+    _E + b'[{"Data":"eA=="}],"Records":[{"Data":"eQ=="}]}',  # duplicate keys
+    _E + b'[{"Data":"eA==","Data":"eQ=="}]}',
+    _E + b'[{"Data":"eA\\u003d\\u003d"}]}',  # unicode escapes in Data
+    _E + b'[{"Data":"\\u0065A=="}]}',
+    _E + b'[{"Data":"e\\/8="}]}',  # an escaped slash
+    _E + b'[{"Data":"eA==\\n"}]}',
+    _E + b'[{"Data":"eA =="}]}',  # bad base64
+    _E + b'[{"Data":"eA="}]}',
+    _E + b'[{"Data":"eA"}]}',
+    _E + b'[{"Data":"e-_="}]}',
+    _E + b'[{"Data":"eA\\"=="}]}',
+    _E + '[{"Data":"eA==é"}]}'.encode(),
+    _E + b'[{"Data":"eA\xff=="}]}',  # not UTF-8
+    _E + b'[{"Data":"eA=="},{"Data":null}]}',
+    _E + b'[{"Data":"eA=="},{"Data":"eQ=="},]}',
+    _E + b'[{"Data":"}]}',  # a string cut short that ends like the canonical
+    _E + b'[{"Data":"eA=="}}]}',
+    _E + b"[]}",
+    _E + b'[{"Data":"eA=="}' + b',{"Data":"eA=="}' * 500 + b"]}",  # 501 records
+    _E + b'[{"Data":"' + base64.b64encode(b"a" * 1_024_001) + b'"}]}',  # a record too large
+    b'{"DeliveryStreamName":"ev\\u0065nts","Records":[{"Data":"eA=="}]}',  # escaped name
+    b'{"DeliveryStreamName":"' + b"e" * 65 + b'","Records":[{"Data":"eA=="}]}',
+    b'{"DeliveryStreamName":"ev ents","Records":[{"Data":"eA=="}]}',
+    b'{"DeliveryStreamName":"","Records":[{"Data":"eA=="}]}',
+    b'{"DeliveryStreamName":"missing","Records":[{"Data":"eA=="}]}',
+]
+
+
+def _normalized(status: int, body: Any) -> tuple[int, Any]:
+    """An answer with its record ids (seqs of the log) reduced to how many there were."""
+    if status == 200:
+        body = {**body, "RequestResponses": len(body["RequestResponses"])}
+    return status, body
+
+
+@pytest.mark.parametrize("raw", TRICKY_BATCHES)
+async def test_canonical_batches_answer_as_the_full_parse_does(
+    api: Api, raw: bytes, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fast = _normalized(*await api.call("PutRecordBatch", None, raw=raw))
+    monkeypatch.setattr("firehose.api._canonical_batch", lambda raw: None)
+    slow = _normalized(*await api.call("PutRecordBatch", None, raw=raw))
+    assert fast == slow
+
+
+@pytest.mark.parametrize("raw", TRICKY_BATCHES)
+def test_canonical_batches_decode_as_the_full_parse_does(raw: bytes) -> None:
+    found = _canonical_batch(raw)
+    if found is None:
+        return
+    body = orjson.loads(raw)
+    assert found == (
+        body["DeliveryStreamName"],
+        [base64.b64decode(item["Data"], validate=True) for item in body["Records"]],
+    )
+
+
+def test_the_canonical_shape_takes_the_fast_path() -> None:
+    assert _canonical_batch(TRICKY_BATCHES[0]) == ("events", [b"x", b"", b"\x00\x01\x02"])
+    assert _canonical_batch(orjson.dumps(batch(*[b"r%d" % i for i in range(500)]))) is not None
+    assert _canonical_batch(TRICKY_BATCHES[-1]) is not None  # a name the streams do not have
+    unusual = [raw for raw in TRICKY_BATCHES[1:-1] if _canonical_batch(raw) is not None]
+    assert unusual == []

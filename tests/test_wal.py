@@ -12,7 +12,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from pathlib import Path
 
 import pytest
@@ -34,6 +34,7 @@ OpenLog = Callable[..., tuple[WriteAheadLog, RecoveryReport]]
 
 REAL_FDATASYNC = os.fdatasync
 REAL_WRITE = os.write
+REAL_WRITEV = os.writev
 
 
 @pytest.fixture
@@ -429,6 +430,15 @@ def partial_write_then_enospc(partial: int) -> Callable[[int, bytes | memoryview
     return write
 
 
+def writev_through(write: Callable[[int, bytes | memoryview], int]) -> Callable[..., int]:
+    """An os.writev that hands its buffers, joined, to `write`: one write call per writev."""
+
+    def writev(fd: int, buffers: Sequence[bytes]) -> int:
+        return write(fd, b"".join(buffers))
+
+    return writev
+
+
 @pytest.mark.parametrize("partial", [0, 20])
 @pytest.mark.parametrize("earlier_frames", [0, 2], ids=["first-frame", "later-frame"])
 async def test_failed_write_is_not_acknowledged_and_the_log_goes_on(
@@ -442,12 +452,15 @@ async def test_failed_write_is_not_acknowledged_and_the_log_goes_on(
     expected: list[Record] = []
     for index in range(earlier_frames):
         expected += await put(wal, [b"before %d" % index], index)
-    monkeypatch.setattr(os, "write", partial_write_then_enospc(partial))
+    failing = partial_write_then_enospc(partial)
+    monkeypatch.setattr(os, "write", failing)
+    monkeypatch.setattr(os, "writev", writev_through(failing))
     seq_before = wal.next_seq
     with pytest.raises(WalError):
         wal.append([b"lost" * 10], 99)
     assert wal.next_seq == seq_before
     monkeypatch.setattr(os, "write", REAL_WRITE)
+    monkeypatch.setattr(os, "writev", REAL_WRITEV)
 
     expected += await put(wal, [b"after the failure"], 100)
     expected += await put(wal, [b"and more", b""], 101)
@@ -456,6 +469,26 @@ async def test_failed_write_is_not_acknowledged_and_the_log_goes_on(
     wal, _ = open_log()
     assert await read_records(wal) == expected
     assert open_records(log_dir) == expected
+
+
+@pytest.mark.parametrize("short", [1, 31, 32, 33, 100])
+async def test_a_short_write_is_completed(
+    open_log: OpenLog, monkeypatch: pytest.MonkeyPatch, short: int
+) -> None:
+    def short_writev(fd: int, buffers: Sequence[bytes]) -> int:
+        return REAL_WRITE(fd, b"".join(buffers)[:short])
+
+    wal, _ = open_log()
+    expected = await put(wal, [b"first"], 1)
+    monkeypatch.setattr(os, "writev", short_writev)
+    expected += await put(wal, [b"x" * 50, b"y" * 60], 2)
+    monkeypatch.setattr(os, "writev", REAL_WRITEV)
+    expected += await put(wal, [b"last"], 3)
+    assert await read_records(wal) == expected
+    await wal.close()
+    wal, report = open_log()
+    assert report.corruptions == []
+    assert await read_records(wal) == expected
 
 
 # -- segments and the reader -----------------------------------------------------------------
