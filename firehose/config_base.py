@@ -59,6 +59,35 @@ def checked_endpoint_url(value: str | None) -> str | None:
     return value or None
 
 
+def size_field(default: int, high: int) -> Any:
+    """`SizeInMBs` with a destination kind's range (1 to `high` MiB)."""
+    return Field(
+        default, ge=1, le=high, strict=True, validation_alias=_alias("SizeInMBs", "size_mib")
+    )
+
+
+def interval_field(default: int, high: int) -> Any:
+    """`IntervalInSeconds` with a destination kind's range (0 to `high` seconds)."""
+    return Field(
+        default,
+        ge=0,
+        le=high,
+        strict=True,
+        validation_alias=_alias("IntervalInSeconds", "interval_seconds"),
+    )
+
+
+def duration_field(default: int) -> Any:
+    """`RetryOptions.DurationInSeconds`: 0 to 7200 seconds."""
+    return Field(
+        default,
+        ge=0,
+        le=7200,
+        strict=True,
+        validation_alias=_alias("DurationInSeconds", "duration_seconds"),
+    )
+
+
 def _alias(*names: str) -> AliasChoices:
     return AliasChoices(*names)
 
@@ -87,16 +116,8 @@ class _Model(BaseModel):
 class BufferingHints(_Model):
     """Flush at `size_in_mbs` MiB or when the oldest record has waited `interval_in_seconds`."""
 
-    size_in_mbs: int = Field(
-        5, ge=1, le=128, strict=True, validation_alias=_alias("SizeInMBs", "size_mib")
-    )
-    interval_in_seconds: int = Field(
-        300,
-        ge=0,
-        le=900,
-        strict=True,
-        validation_alias=_alias("IntervalInSeconds", "interval_seconds"),
-    )
+    size_in_mbs: int = size_field(5, 128)
+    interval_in_seconds: int = interval_field(300, 900)
 
     @model_validator(mode="before")
     @classmethod
@@ -300,13 +321,7 @@ class S3Configuration(_Model):
 class RetryOptions(_Model):
     """`RetryOptions` of the non-S3 destinations: the retry window, from the first attempt."""
 
-    duration_in_seconds: int = Field(
-        300,
-        ge=0,
-        le=7200,
-        strict=True,
-        validation_alias=_alias("DurationInSeconds", "duration_seconds"),
-    )
+    duration_in_seconds: int = duration_field(300)
 
 
 class BackedUpDestination(DestinationSection):

@@ -20,6 +20,8 @@ from firehose.config_base import (
     _alias,
     _explicitly_disabled,
     _Model,
+    interval_field,
+    size_field,
 )
 from firehose.processing_config import ProcessingConfiguration
 from firehose.retry import RetryPolicy
@@ -28,16 +30,8 @@ from firehose.retry import RetryPolicy
 class HttpEndpointBufferingHints(BufferingHints):
     """The HTTP endpoint's ranges: a request carries at most 64 MiB of record data."""
 
-    size_in_mbs: int = Field(
-        5, ge=1, le=64, strict=True, validation_alias=_alias("SizeInMBs", "size_mib")
-    )
-    interval_in_seconds: int = Field(
-        300,
-        ge=0,
-        le=900,
-        strict=True,
-        validation_alias=_alias("IntervalInSeconds", "interval_seconds"),
-    )
+    size_in_mbs: int = size_field(5, 64)
+    interval_in_seconds: int = interval_field(300, 900)
 
 
 class EndpointConfiguration(_Model):

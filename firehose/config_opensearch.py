@@ -19,6 +19,7 @@ from firehose.config_base import (
     S3Configuration,
     _alias,
     _Model,
+    size_field,
 )
 from firehose.processing_config import ProcessingConfiguration
 
@@ -26,9 +27,7 @@ from firehose.processing_config import ProcessingConfiguration
 class OpenSearchBufferingHints(BufferingHints):
     """OpenSearch's ranges: 1 to 100 MiB (default 5), 0 to 900 seconds (default 300)."""
 
-    size_in_mbs: int = Field(
-        5, ge=1, le=100, strict=True, validation_alias=_alias("SizeInMBs", "size_mib")
-    )
+    size_in_mbs: int = size_field(5, 100)
 
 
 class DocumentIdOptions(_Model):

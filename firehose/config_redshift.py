@@ -20,6 +20,7 @@ from firehose.config_base import (
     RetryOptions,
     S3Configuration,
     _alias,
+    duration_field,
 )
 from firehose.processing_config import ProcessingConfiguration
 from firehose.redshift_config import (
@@ -61,13 +62,7 @@ class RedshiftS3Configuration(S3Configuration):
 class RedshiftRetryOptions(RetryOptions):
     """Redshift's `RetryOptions`: the same range, a window of an hour by default."""
 
-    duration_in_seconds: int = Field(
-        3600,
-        ge=0,
-        le=7200,
-        strict=True,
-        validation_alias=_alias("DurationInSeconds", "duration_seconds"),
-    )
+    duration_in_seconds: int = duration_field(3600)
 
 
 class RedshiftConfiguration(BackedUpDestination):

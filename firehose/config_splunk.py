@@ -19,6 +19,8 @@ from firehose.config_base import (
     S3Configuration,
     _alias,
     _Model,
+    interval_field,
+    size_field,
 )
 from firehose.processing_config import ProcessingConfiguration
 
@@ -26,16 +28,8 @@ from firehose.processing_config import ProcessingConfiguration
 class SplunkBufferingHints(BufferingHints):
     """Splunk's narrower ranges: at most 5 MiB and 60 seconds."""
 
-    size_in_mbs: int = Field(
-        5, ge=1, le=5, strict=True, validation_alias=_alias("SizeInMBs", "size_mib")
-    )
-    interval_in_seconds: int = Field(
-        60,
-        ge=0,
-        le=60,
-        strict=True,
-        validation_alias=_alias("IntervalInSeconds", "interval_seconds"),
-    )
+    size_in_mbs: int = size_field(5, 5)
+    interval_in_seconds: int = interval_field(60, 60)
 
 
 class SecretsManagerConfiguration(_Model):
