@@ -11,6 +11,7 @@ import pytest
 from firehose.testing.opensearch_server import SearchServer, start_osmem
 from firehose.testing.postgres import PostgresServer, start_postgres
 from firehose.testing.servers import S3Server, start_moto, start_seaweedfs, stop
+from firehose.testing.service_process import ServiceProcess
 from tests.kinesis_fixtures import kinesalite, kinesis  # noqa: F401  (Kinesis servers)
 
 # s3_server param -> the session fixture that runs that server.
@@ -72,3 +73,12 @@ def postgres() -> Iterator[PostgresServer]:
         with contextlib.suppress(Exception):  # already stopped by a test that failed midway
             server.stop("immediate")
         server.remove()
+
+
+@pytest.fixture
+def services() -> Iterator[list[ServiceProcess]]:
+    """`firehose serve` processes a test starts, killed if the test leaves them running."""
+    started: list[ServiceProcess] = []
+    yield started
+    for service in started:
+        service.ensure_stopped()

@@ -7,23 +7,13 @@ from __future__ import annotations
 import base64
 import json
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import boto3
 import duckdb
-import pytest
 
 from firehose.testing.servers import S3Server
 from firehose.testing.service_process import ServiceProcess, s3_stream
-
-
-@pytest.fixture
-def services() -> Iterator[list[ServiceProcess]]:
-    started: list[ServiceProcess] = []
-    yield started
-    for service in started:
-        service.ensure_stopped()
 
 
 def test_parquet_from_a_glue_schema_with_a_failing_record(

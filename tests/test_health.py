@@ -6,23 +6,12 @@ import json
 import os
 import signal
 import urllib.request
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
-
-import pytest
 
 from firehose.testing.servers import start_moto, stop
 from firehose.testing.service_process import ServiceProcess, s3_stream
 from tests.test_service import wait_for
-
-
-@pytest.fixture
-def services() -> Iterator[list[ServiceProcess]]:
-    started: list[ServiceProcess] = []
-    yield started
-    for service in started:
-        service.ensure_stopped()
 
 
 def health(service: ServiceProcess) -> dict[str, Any]:

@@ -6,11 +6,10 @@ from __future__ import annotations
 
 import base64
 import json
-import time
 import urllib.request
 import uuid
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -19,16 +18,9 @@ import pytest
 from firehose.testing.http_receiver import HttpReceiver
 from firehose.testing.servers import S3Server
 from firehose.testing.service_process import ServiceProcess
+from tests.e2e import acknowledged, wait_for
 
 SECRET = "e2e-secret-access-key"
-
-
-@pytest.fixture
-def services() -> Iterator[list[ServiceProcess]]:
-    started: list[ServiceProcess] = []
-    yield started
-    for service in started:
-        service.ensure_stopped()
 
 
 @pytest.fixture
@@ -55,22 +47,6 @@ def http_stream(url: str, bucket: str, **section: Any) -> dict[str, Any]:
     }
 
 
-def put(service: ServiceProcess, records: list[bytes]) -> list[bytes]:
-    """PutRecordBatch; returns the records the service acknowledged."""
-    answer = service.client().put_record_batch(
-        DeliveryStreamName="h", Records=[{"Data": record} for record in records]
-    )
-    entries = answer["RequestResponses"]
-    return [r for r, entry in zip(records, entries, strict=True) if "RecordId" in entry]
-
-
-def wait_for(condition: Callable[[], bool], timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.1)
-
-
 def filed(server: S3Server, bucket: str) -> list[dict[str, Any]]:
     return [
         json.loads(line)
@@ -94,6 +70,10 @@ def check_count(
     assert set(counts) == set(acknowledged)
     assert [record for record, count in counts.items() if count > 1] == []
     return delivered, failed
+
+
+def put(service: ServiceProcess, records: list[bytes]) -> list[bytes]:
+    return acknowledged(service, "h", records)
 
 
 def test_an_endpoint_down_past_the_window_files_records_and_delivery_goes_on(

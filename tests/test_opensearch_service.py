@@ -9,25 +9,15 @@ import json
 import time
 import urllib.request
 import uuid
-from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
-
-import pytest
 
 from firehose.testing.opensearch_server import SearchServer, start_osmem
 from firehose.testing.servers import S3Server, free_port, stop
 from firehose.testing.service_process import ServiceProcess
+from tests.e2e import acknowledged, json_lines, wait_for
 
 PASSWORD = "never-shown-4a8e9a61"
-
-
-@pytest.fixture
-def services() -> Iterator[list[ServiceProcess]]:
-    started: list[ServiceProcess] = []
-    yield started
-    for service in started:
-        service.ensure_stopped()
 
 
 def search_stream(endpoint: str, index: str, bucket: str, **extra: Any) -> dict[str, Any]:
@@ -51,33 +41,6 @@ def search_stream(endpoint: str, index: str, bucket: str, **extra: Any) -> dict[
     }
 
 
-def wait_for(condition: Callable[[], bool], timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.1)
-
-
-def put(service: ServiceProcess, records: list[bytes]) -> list[bytes]:
-    """Send `records`; the ones the service acknowledged."""
-    answer = service.client().put_record_batch(
-        DeliveryStreamName="docs", Records=[{"Data": r} for r in records]
-    )
-    return [
-        record
-        for record, entry in zip(records, answer["RequestResponses"], strict=True)
-        if "RecordId" in entry
-    ]
-
-
-def error_records(s3: S3Server, bucket: str) -> list[dict[str, Any]]:
-    return [
-        json.loads(line)
-        for key in s3.list_keys(bucket, "backup/AmazonOpenSearchService-failed/")
-        for line in s3.get(bucket, key).splitlines()
-    ]
-
-
 def indexed(search: SearchServer, index: str) -> set[bytes]:
     """The documents of `index` as the records that made them (`{"n": "..."}` lines)."""
     return {b'{"n":"%s"}\n' % doc["n"].encode() for doc in search.documents(index).values()}
@@ -85,6 +48,14 @@ def indexed(search: SearchServer, index: str) -> set[bytes]:
 
 def doc(name: str) -> bytes:
     return b'{"n":"%s"}\n' % name.encode()
+
+
+def put(service: ServiceProcess, records: list[bytes]) -> list[bytes]:
+    return acknowledged(service, "docs", records)
+
+
+def error_records(s3: S3Server, bucket: str) -> list[dict[str, Any]]:
+    return json_lines(s3, bucket, "backup/AmazonOpenSearchService-failed/")
 
 
 def test_cluster_down_past_the_retry_window_files_records_in_the_backup_bucket(

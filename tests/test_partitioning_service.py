@@ -8,7 +8,6 @@ import base64
 import json
 import time
 from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -20,14 +19,6 @@ from firehose.testing.service_process import ServiceProcess, s3_stream
 from tests.test_processing_service import processors
 
 ERRORS = "errors/!{firehose:error-output-type}/"
-
-
-@pytest.fixture
-def services() -> Iterator[list[ServiceProcess]]:
-    started: list[ServiceProcess] = []
-    yield started
-    for service in started:
-        service.ensure_stopped()
 
 
 @pytest.fixture

@@ -6,23 +6,12 @@ from __future__ import annotations
 import base64
 import gzip
 import json
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
-
-import pytest
 
 from firehose.testing.servers import S3Server
 from firehose.testing.service_process import ServiceProcess, s3_stream
 from tests.readers import READERS
-
-
-@pytest.fixture
-def services() -> Iterator[list[ServiceProcess]]:
-    started: list[ServiceProcess] = []
-    yield started
-    for service in started:
-        service.ensure_stopped()
 
 
 def processors(*steps: tuple[str, dict[str, str]]) -> dict[str, Any]:

@@ -8,7 +8,6 @@ import gzip
 import time
 import urllib.request
 import uuid
-from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -19,14 +18,7 @@ import pytest
 from firehose.testing.postgres import PASSWORD, USER, PostgresServer
 from firehose.testing.servers import S3Server
 from firehose.testing.service_process import ServiceProcess
-
-
-@pytest.fixture
-def services() -> Iterator[list[ServiceProcess]]:
-    started: list[ServiceProcess] = []
-    yield started
-    for service in started:
-        service.ensure_stopped()
+from tests.e2e import acknowledged, wait_for
 
 
 @pytest.fixture
@@ -58,18 +50,6 @@ def redshift_stream(
     }
 
 
-def put(service: ServiceProcess, records: list[bytes]) -> list[bytes]:
-    """Send `records`; the ones the service acknowledged."""
-    answer = service.client().put_record_batch(
-        DeliveryStreamName="events", Records=[{"Data": r} for r in records]
-    )
-    return [
-        record
-        for record, entry in zip(records, answer["RequestResponses"], strict=True)
-        if "RecordId" in entry
-    ]
-
-
 def loaded(postgres: PostgresServer, table: str) -> list[bytes]:
     with psycopg.connect(postgres.conninfo) as connection:
         lines = connection.execute(f"SELECT line FROM {table}").fetchall()
@@ -87,11 +67,8 @@ def in_failed_manifests(s3: S3Server, bucket: str) -> list[bytes]:
     return records
 
 
-def wait_for(condition: Callable[[], bool], timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.2)
+def put(service: ServiceProcess, records: list[bytes]) -> list[bytes]:
+    return acknowledged(service, "events", records)
 
 
 def test_database_down_past_the_window_then_back_loses_nothing(

@@ -9,7 +9,7 @@ import json
 import re
 import time
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -17,17 +17,10 @@ import pytest
 
 from firehose.testing.servers import S3Server
 from firehose.testing.service_process import ServiceProcess
+from tests.e2e import acknowledged, json_lines, wait_for
 from tests.hec_receiver import HecReceiver, RunningReceiver, hec_in_thread
 
 TOKEN = HecReceiver().token
-
-
-@pytest.fixture
-def services() -> Iterator[list[ServiceProcess]]:
-    started: list[ServiceProcess] = []
-    yield started
-    for service in started:
-        service.ensure_stopped()
 
 
 @pytest.fixture
@@ -55,31 +48,12 @@ def splunk_stream(hec_url: str, bucket: str, **extra: Any) -> dict[str, Any]:
     }
 
 
-def wait_for(condition: Callable[[], bool], timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.1)
-
-
 def put(service: ServiceProcess, records: list[bytes]) -> list[bytes]:
-    """Send `records`; the ones the service acknowledged."""
-    answer = service.client().put_record_batch(
-        DeliveryStreamName="logs", Records=[{"Data": r} for r in records]
-    )
-    return [
-        record
-        for record, entry in zip(records, answer["RequestResponses"], strict=True)
-        if "RecordId" in entry
-    ]
+    return acknowledged(service, "logs", records)
 
 
 def error_records(s3: S3Server, bucket: str) -> list[dict[str, Any]]:
-    return [
-        json.loads(line)
-        for key in s3.list_keys(bucket, "backup/splunk-failed/")
-        for line in s3.get(bucket, key).splitlines()
-    ]
+    return json_lines(s3, bucket, "backup/splunk-failed/")
 
 
 def test_hec_down_past_the_retry_window_files_records_in_the_backup_bucket(

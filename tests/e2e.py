@@ -1,0 +1,37 @@
+"""Helpers the end-to-end tests share: put records and keep the acknowledged ones, wait for a
+condition, read JSON-lines objects (error records) back from a bucket."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from typing import Any
+
+from firehose.testing.servers import S3Server
+from firehose.testing.service_process import ServiceProcess
+
+
+def acknowledged(service: ServiceProcess, stream: str, records: list[bytes]) -> list[bytes]:
+    """PutRecordBatch `records` to `stream`; the ones the service acknowledged."""
+    answer = service.client().put_record_batch(
+        DeliveryStreamName=stream, Records=[{"Data": record} for record in records]
+    )
+    entries = answer["RequestResponses"]
+    return [r for r, entry in zip(records, entries, strict=True) if "RecordId" in entry]
+
+
+def wait_for(condition: Callable[[], bool], timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.1)
+
+
+def json_lines(server: S3Server, bucket: str, prefix: str) -> list[dict[str, Any]]:
+    """Every JSON line of every object under `prefix`: error records, for instance."""
+    return [
+        json.loads(line)
+        for key in server.list_keys(bucket, prefix)
+        for line in server.get(bucket, key).splitlines()
+    ]
