@@ -26,6 +26,9 @@ from firehose.keys import (
     partition_key_maps,
 )
 
+# Firehose's count of objects written, kept beside the counters every destination has.
+OBJECT_COUNT = "DeliveryToS3.ObjectCount"
+
 
 class S3Destination:
     """Concatenates a batch's records (no delimiter), compresses them off the loop, uploads;
@@ -92,6 +95,7 @@ class S3Destination:
             self._encoder, self.codec.compress, batch.chunks(), entry_name
         )
         await self.store.put(self.config.bucket, key, body)
+        self.counters.publish(OBJECT_COUNT, 1)
         return DELIVERED
 
     async def _converter_ready(self) -> RecordConverter:
@@ -116,7 +120,15 @@ class S3Destination:
         if converted.body is not None:
             assert isinstance(converted.body, bytes)
             await self.store.put(self.config.bucket, key, converted.body)
-        return DeliveryResult(failed=self._failed(batch, converted))
+            self.counters.publish(OBJECT_COUNT, 1)
+        failed = self._failed(batch, converted)
+        failed_bytes = sum(len(item.record.data) for item in failed)
+        publish = self.counters.publish
+        publish("SucceedConversion.Records", batch.record_count - len(failed))
+        publish("SucceedConversion.Bytes", batch.size_bytes - failed_bytes)
+        publish("FailedConversion.Records", len(failed))
+        publish("FailedConversion.Bytes", failed_bytes)
+        return DeliveryResult(failed=failed)
 
     def _failed(self, batch: Batch, converted: Converted) -> list[FailedRecord]:
         if not converted.failures:

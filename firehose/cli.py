@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import logging
 import signal
 import sys
 import types
@@ -16,6 +15,7 @@ from pydantic.fields import FieldInfo
 
 from firehose.config_load import ConfigError, load_configs
 from firehose.errors import StartError, WalError
+from firehose.logs import configure_logging
 from firehose.settings import ENV_PREFIX, Settings, SettingsError, load_settings
 
 
@@ -87,10 +87,7 @@ def main(argv: list[str] | None = None) -> int:
         for problem in exc.problems:
             print(problem, file=sys.stderr)
         return 2
-    logging.basicConfig(
-        level=settings.log_level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    configure_logging(settings.log_level, settings.log_format)
     try:
         if args.command == "validate":
             from firehose.service import CONFIG_CHECKS

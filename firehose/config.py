@@ -72,6 +72,7 @@ from firehose.config_splunk import (
     SplunkBufferingHints,
     SplunkConfiguration,
 )
+from firehose.quotas import StreamQuotas
 
 __all__ = [
     "BIG_BUFFER_DEFAULT_MIB",
@@ -203,6 +204,8 @@ class DeliveryStreamConfig(_Model):
     encryption: dict[str, Any] | None = Field(
         None, validation_alias=_alias("DeliveryStreamEncryptionConfigurationInput")
     )
+    # Ours: this stream's Direct PUT quotas, over the service's `--quotas` (firehose.quotas).
+    quotas: StreamQuotas | None = Field(None, validation_alias=_alias("Quotas", "quotas"))
 
     @model_validator(mode="before")
     @classmethod

@@ -191,6 +191,7 @@ class Output:
         stall_after = self.stall_seconds + allowance + batch.size_bytes / (4 * 1024 * 1024)
         self._attempt = _Attempt(time.monotonic(), stall_after)
         counters = self.destination.counters
+        counters.attempts += 1
         try:
             result = await self.destination.deliver(batch)
         except DeliveryError as exc:
@@ -208,6 +209,8 @@ class Output:
         self.counters.delivered_objects += 1
         if result.failed:
             counters.failed_attempts += 1
+        else:
+            counters.successful_attempts += 1
         return result.failed, None
 
     async def write_errors(

@@ -56,6 +56,15 @@ class DestinationCounters:
     requests: int = 0
     failed_attempts: int = 0
     failed_records: int = 0
+    # For the `.Success` ratio: attempts, and those that delivered every record.
+    attempts: int = 0
+    successful_attempts: int = 0
+    # Further totals a destination keeps under Firehose's metric names, which the stream does not
+    # know of: `DeliveryToS3.ObjectCount`, `SucceedConversion.Records`, …
+    published: dict[str, int] = field(default_factory=dict)
+
+    def publish(self, name: str, amount: int) -> None:
+        self.published[name] = self.published.get(name, 0) + amount
 
     def totals(self) -> dict[str, int]:
         name = f"DeliveryTo{self.kind}"

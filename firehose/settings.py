@@ -12,6 +12,8 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from firehose.config import checked_endpoint_url
 from firehose.config_load import error_message
+from firehose.logs import LogFormat
+from firehose.quotas import QuotaSet
 
 ENV_PREFIX = "FIREHOSE_"
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
@@ -113,6 +115,15 @@ class Settings(BaseSettings):
         None, description="epoch seconds AT_TIMESTAMP starts at"
     )
     log_level: str = Field("INFO", description="DEBUG, INFO, WARNING, ERROR or CRITICAL")
+    log_format: LogFormat = Field(
+        "text", description="text, or json: one JSON object per line with the request id"
+    )
+    quotas: QuotaSet = Field(
+        "off",
+        description="Direct PUT quotas of every stream: off, aws (AWS's defaults in us-east-1: "
+        "500,000 records/s, 2,000 requests/s, 5 MiB/s) or aws-small (other Regions': 100,000, "
+        "1,000, 1 MiB/s); a stream's Quotas in its config win",
+    )
 
     @field_validator("s3_endpoint_url")
     @classmethod

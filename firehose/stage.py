@@ -24,6 +24,25 @@ class StageOutput:
     source: list[RecordRun] | None = None
 
 
+@dataclass
+class ProcessingCounters:
+    """What the stream's processing did, for Firehose's processing metrics: counted per call
+    on the delivery task, from what came back, so the stage process needs to report nothing."""
+
+    calls: int = 0
+    failed_calls: int = 0
+    seconds: float = 0.0
+    records: int = 0
+    bytes: int = 0
+
+    def count(self, output: StageOutput, seconds: float) -> None:
+        self.calls += 1
+        self.seconds += seconds
+        for _, run in output.routed:
+            self.records += len(run.lengths)
+            self.bytes += len(run.data)
+
+
 class Stage(Protocol):
     async def process(self, runs: list[RecordRun]) -> StageOutput: ...
 

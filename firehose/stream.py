@@ -26,8 +26,9 @@ from firehose.config import DeliveryStreamConfig
 from firehose.delivery import STALL_SECONDS, DeliveryCounters, DeliveryState, Output
 from firehose.destination import Destination, ErrorOutput, SourceBackup
 from firehose.errors import DeliveryError, NotAcceptingError, WalError
+from firehose.logs import STREAM_NAME
 from firehose.retry import RetryPolicy
-from firehose.stage import PassThrough, Stage
+from firehose.stage import PassThrough, ProcessingCounters, Stage
 from firehose.wal import RecoveryReport, WriteAheadLog
 
 __all__ = ["STALL_SECONDS", "DeliveryState", "DeliveryStream", "SourceBackup"]
@@ -94,6 +95,7 @@ class DeliveryStream:
         self.max_undelivered_bytes = max_undelivered_bytes
         section = config.destination
         self.counters = StreamCounters()
+        self.processing = ProcessingCounters()
         self.main = Output(
             config.name,
             destination,
@@ -252,6 +254,7 @@ class DeliveryStream:
         """Deliver until closed. An unexpected failure (a log read, a bug in a destination)
         restarts delivery from the delivered watermark after a pause: at-least-once, never
         a silently dead stream."""
+        STREAM_NAME.set(self.name)  # this task's logs name the stream
         pause = 1.0
         while True:
             try:
@@ -316,7 +319,14 @@ class DeliveryStream:
     async def _take(self, runs: list[RecordRun]) -> None:
         """Buffer what was read: processed for the destination, and for the backup as it came
         (source-record backup) or as processed (AllData)."""
-        output = await self.stage.process(runs)
+        started = time.monotonic()
+        try:
+            output = await self.stage.process(runs)
+        except Exception:
+            self.processing.calls += 1
+            self.processing.failed_calls += 1
+            raise
+        self.processing.count(output, time.monotonic() - started)
         if self.backup is not None and not self._backup_processed:
             for run in runs if output.source is None else output.source:
                 await self._buffer(self.backup, run, None)
@@ -400,6 +410,14 @@ class DeliveryStream:
             if worst in states:
                 return worst
         return DeliveryState.IDLE
+
+    def data_freshness_seconds(self, output: Output) -> float:
+        """Age of the oldest record `output` has not delivered yet (0 when none waits), as
+        Firehose's `DataFreshness` metrics show it."""
+        if self.undelivered_bytes <= 0:
+            return 0.0
+        known = [m for m in (output.oldest_arrival_ms(), self._unread_since_ms) if m is not None]
+        return max(0, now_ms() - min(known)) / 1000 if known else 0.0
 
     def oldest_undelivered_ms(self) -> int | None:
         """Arrival time of the oldest record not yet delivered, or None when all are."""

@@ -71,6 +71,15 @@ class KinesisSource:
         self._store: LeaseStore | None = None
         self._kinesis: Any = None
 
+    def metrics(self) -> dict[str, float]:
+        """This source's numbers under Firehose's metric names (re-reads included, as AWS's)."""
+        behind = self.counters.millis_behind_latest.values()
+        return {
+            "DataReadFromKinesisStream.Records": self.counters.records,
+            "DataReadFromKinesisStream.Bytes": self.counters.bytes,
+            "KinesisMillisBehindLatest": max(behind, default=0),
+        }
+
     async def start(self) -> None:
         self.tracker.delivered(self.stream.delivered_seq)
         self.stream.add_delivered_listener(self._on_delivered)
@@ -241,6 +250,7 @@ class KinesisSource:
 
     def _lose(self, shard_id: str) -> None:
         self.held.pop(shard_id, None)
+        self.counters.millis_behind_latest.pop(shard_id, None)
         task = self.readers.pop(shard_id, None)
         if task is not None:
             task.cancel()

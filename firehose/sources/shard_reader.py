@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -39,6 +39,8 @@ class ShardCounters:
     throttled: int = 0
     expired_iterators: int = 0
     records: int = 0
+    bytes: int = 0
+    millis_behind_latest: dict[str, int] = field(default_factory=dict)  # per shard read
 
 
 class ShardReader:
@@ -93,6 +95,7 @@ class ShardReader:
                 continue
             backoff = self.settings.poll_seconds
             self.counters.get_records += 1
+            self.counters.millis_behind_latest[self.shard_id] = answer.get("MillisBehindLatest", 0)
             records = answer.get("Records", [])
             if records:
                 await self._put(records)
@@ -159,6 +162,7 @@ class ShardReader:
             self.tracker.put(self.shard_id, first_seq + taken - 1, last)
             self.position = last
         self.counters.records += len(records)
+        self.counters.bytes += sum(len(record["Data"]) for record in records)
 
 
 def _arrival_ms(value: datetime | float) -> int:
