@@ -1,4 +1,5 @@
-"""The Firehose JSON 1.1 API on aiohttp: `POST /` dispatched on `X-Amz-Target`, and `/health`.
+"""The Firehose JSON 1.1 API on aiohttp: `POST /` dispatched on `X-Amz-Target`, and `/health`
+(with telemetry: quotas on puts, and the metrics and status routes of firehose.status).
 
 Only this module (and `http_server` for broken HTTP) turns our exceptions into Firehose's wire
 shape `{"__type", "message"}`.
@@ -11,6 +12,7 @@ import binascii
 import logging
 import os
 import re
+import time
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, Protocol
@@ -44,7 +46,10 @@ from firehose.http_server import (
     error_response,
     first_line,
 )
+from firehose.logs import REQUEST_ID, STREAM_NAME
+from firehose.quotas import REQUEST_REFUSED
 from firehose.stream import DeliveryStream
+from firehose.telemetry import Telemetry
 
 log = logging.getLogger(__name__)
 # Always called as b64decode(data, None, True), i.e. validate=True: pybase64 parses keyword
@@ -240,9 +245,17 @@ def _parse_json(raw: bytes) -> dict[str, Any]:
 class FirehoseApi:
     """Request handling; one instance per service."""
 
-    def __init__(self, service: Streams, limits: HttpLimits | None = None) -> None:
+    def __init__(
+        self,
+        service: Streams,
+        limits: HttpLimits | None = None,
+        telemetry: Telemetry | None = None,
+    ) -> None:
         self.service = service
         self.limits = limits or HttpLimits()
+        self.telemetry = telemetry
+        self._quotas = telemetry.quotas if telemetry is not None else {}
+        self._api_metrics = telemetry.metrics.api if telemetry is not None else None
         self.body_memory = BodyMemory(self.limits.max_request_memory)
         self._id_prefix = os.urandom(6).hex()
         base = uuid.uuid4()
@@ -256,6 +269,8 @@ class FirehoseApi:
         app = web.Application(client_max_size=MAX_BODY_BYTES)
         app.router.add_post("/", self.handle)
         app.router.add_get("/health", self.health)
+        if self.telemetry is not None:
+            self.telemetry.add_routes(app, self.service)
         return app
 
     def runner(self) -> web.AppRunner:
@@ -290,8 +305,23 @@ class FirehoseApi:
 
     async def handle(self, request: web.Request) -> web.Response:
         request_id = self._request_id()
+        # Set for every request: a connection's requests may share one task's context.
+        REQUEST_ID.set(request_id)
+        STREAM_NAME.set(None)
         target = request.headers.get("X-Amz-Target", "")
         operation = target.removeprefix(TARGET_PREFIX) if target.startswith(TARGET_PREFIX) else ""
+        metrics = self._api_metrics
+        if metrics is None:
+            return await self._answer(request, request_id, operation, target)
+        started = time.perf_counter()
+        try:
+            return await self._answer(request, request_id, operation, target)
+        finally:
+            metrics.observe(operation, STREAM_NAME.get(), time.perf_counter() - started)
+
+    async def _answer(
+        self, request: web.Request, request_id: str, operation: str, target: str
+    ) -> web.Response:
         try:
             handler = self._handler(operation, target)
             if (request.content_length or 0) > MAX_BODY_BYTES:
@@ -364,6 +394,7 @@ class FirehoseApi:
             raise ResourceNotFoundError(
                 f"Firehose {name} not found under account {self.service.account_id}."
             )
+        STREAM_NAME.set(name)
         return stream
 
     def _writable_stream(self, name: str) -> DeliveryStream:
@@ -422,7 +453,12 @@ class FirehoseApi:
             raise ValidationError.from_problems(problems)
         stream = self._writable_stream(name)
         self._check_ready()
+        size = len(records[0])
+        if self._admitted(stream, records, size) == 0:
+            raise ServiceUnavailableError("Slow down.")
         first_seq, _ = await self._put(stream, records)
+        if self._api_metrics is not None:
+            self._api_metrics.put(stream.name, batch=False, records=1, size=size)
         return {"RecordId": f"{self._record_id_prefix(stream)}{first_seq}", "Encrypted": False}
 
     async def put_record_batch(self, body: dict[str, Any]) -> bytes:
@@ -453,12 +489,33 @@ class FirehoseApi:
 
     async def _put_batch(self, name: str, records: list[bytes]) -> bytes:
         """PutRecordBatch once the stream name and each record have passed validation."""
-        if sum(map(len, records)) > MAX_BATCH_BYTES:
+        size = sum(map(len, records))
+        if size > MAX_BATCH_BYTES:
             raise InvalidArgumentError("Records size exceeds 4 MB limit")
         stream = self._writable_stream(name)
         self._check_ready()
-        first_seq, taken = await self._put(stream, records)
+        admitted = self._admitted(stream, records, size)
+        if admitted == 0:  # over the record or byte quota: every entry throttled
+            return self._batch_response(stream, 0, 0, len(records))
+        first_seq, taken = await self._put(
+            stream, records if admitted == len(records) else records[:admitted]
+        )
+        if self._api_metrics is not None:
+            self._api_metrics.put(stream.name, batch=True, records=len(records), size=size)
         return self._batch_response(stream, first_seq, taken, len(records) - taken)
+
+    def _admitted(self, stream: DeliveryStream, records: list[bytes], size: int) -> int:
+        """How many leading records the stream's quota lets in now; the rest are throttled.
+        Over the requests-per-second quota the whole call is refused."""
+        quota = self._quotas.get(stream.name)
+        if quota is None:
+            return len(records)
+        admitted = quota.admit(records, size)
+        if admitted == REQUEST_REFUSED:
+            stream.counters.throttled_records += len(records)
+            raise ServiceUnavailableError("Slow down.")
+        stream.counters.throttled_records += len(records) - admitted
+        return admitted
 
     async def describe_delivery_stream(self, body: dict[str, Any]) -> dict[str, Any]:
         name = _expect(body, "DeliveryStreamName", str)

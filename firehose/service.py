@@ -32,6 +32,7 @@ from firehose.settings import Settings
 from firehose.source import Source
 from firehose.sources.registry import build_sources, kinesis_stream_arn
 from firehose.stream import DeliveryStream
+from firehose.telemetry import Telemetry
 from transforms.processor import ProcessingContext
 from transforms.remote_stage import RemoteStage
 from transforms.stage import needs_stage, processing_problems
@@ -73,6 +74,7 @@ class Service:
         self.sources: list[Source] = (
             build_sources(settings, self.streams) if sources is None else sources
         )
+        self.telemetry = Telemetry(self.streams, list(self.sources), settings.quotas)
         self._runner: web.AppRunner | None = None
         self._lock_fd: int | None = None
         self._streams_opened = False
@@ -121,6 +123,7 @@ class Service:
             await source.start()
             self._sources_started.append(source)
         _settle_garbage_collector()
+        self.telemetry.start()
         self.ready = True
         for stream in self.streams.values():
             log.info("stream %s ready: delivering to %s", stream.name, stream.destination.target)
@@ -149,7 +152,7 @@ class Service:
             body_timeout=self.settings.body_timeout_seconds,
             max_request_memory=self.settings.max_request_memory_bytes,
         )
-        self._runner = FirehoseApi(self, limits).runner()
+        self._runner = FirehoseApi(self, limits, self.telemetry).runner()
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.settings.host, self.settings.port)
         try:
@@ -161,6 +164,7 @@ class Service:
     async def stop(self) -> bool:
         """Flush and deliver every stream; True if nothing was left behind in a log."""
         self.ready = False
+        await self.telemetry.stop()
         while self._sources_started:
             source = self._sources_started.pop()
             try:

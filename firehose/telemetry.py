@@ -1,0 +1,45 @@
+"""What the service observes about itself (metrics, history, status) and the quotas it applies
+to puts: built once per service from its streams, handed to the API."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TYPE_CHECKING
+
+from aiohttp import web
+
+from firehose.history import History
+from firehose.metrics import ServiceMetrics
+from firehose.quotas import Limits, QuotaSet, StreamQuota
+from firehose.stream import DeliveryStream
+
+if TYPE_CHECKING:
+    from firehose.api import Streams
+
+
+class Telemetry:
+    def __init__(
+        self,
+        streams: Mapping[str, DeliveryStream],
+        sources: list[object],
+        quota_set: QuotaSet = "off",
+    ) -> None:
+        self.streams = streams
+        self.quotas: dict[str, StreamQuota] = {}
+        for name, stream in streams.items():
+            limits = Limits.resolve(stream.config.quotas, quota_set)
+            if limits is not None and stream.config.type == "DirectPut":
+                self.quotas[name] = StreamQuota(limits)
+        self.history = History(streams)
+        self.metrics = ServiceMetrics(streams, sources, self.quotas, self.history)
+
+    def add_routes(self, app: web.Application, service: Streams) -> None:
+        from firehose.status import StatusPages
+
+        StatusPages(service, self).add_routes(app)
+
+    def start(self) -> None:
+        self.history.start()
+
+    async def stop(self) -> None:
+        await self.history.stop()
