@@ -28,6 +28,12 @@ from firehose.keys import (
 
 # Firehose's count of objects written, kept beside the counters every destination has.
 OBJECT_COUNT = "DeliveryToS3.ObjectCount"
+CONVERSION_COUNTS = (
+    "SucceedConversion.Records",
+    "SucceedConversion.Bytes",
+    "FailedConversion.Records",
+    "FailedConversion.Bytes",
+)
 
 
 class S3Destination:
@@ -65,6 +71,9 @@ class S3Destination:
         self.counters = DestinationCounters(self.kind)
         conversion = config.conversion if isinstance(config, ExtendedS3Destination) else None
         self.conversion = conversion
+        # Shown from the start (at 0), so a scraper sees each counter before it first moves.
+        for name in (OBJECT_COUNT, *(CONVERSION_COUNTS if conversion is not None else ())):
+            self.counters.publish(name, 0)
         self._region = region
         self._account_id = account_id
         self._converter: RecordConverter | None = None
@@ -123,11 +132,14 @@ class S3Destination:
             self.counters.publish(OBJECT_COUNT, 1)
         failed = self._failed(batch, converted)
         failed_bytes = sum(len(item.record.data) for item in failed)
-        publish = self.counters.publish
-        publish("SucceedConversion.Records", batch.record_count - len(failed))
-        publish("SucceedConversion.Bytes", batch.size_bytes - failed_bytes)
-        publish("FailedConversion.Records", len(failed))
-        publish("FailedConversion.Bytes", failed_bytes)
+        counts = (
+            batch.record_count - len(failed),
+            batch.size_bytes - failed_bytes,
+            len(failed),
+            failed_bytes,
+        )
+        for name, amount in zip(CONVERSION_COUNTS, counts, strict=True):
+            self.counters.publish(name, amount)
         return DeliveryResult(failed=failed)
 
     def _failed(self, batch: Batch, converted: Converted) -> list[FailedRecord]:
