@@ -23,7 +23,7 @@ from prometheus_client.core import (
 )
 from prometheus_client.registry import Collector
 
-from firehose.history import History, Sample
+from firehose.history import History, Sample, kept
 from firehose.quotas import StreamQuota
 from firehose.readings import BACKUP, delivery_prefix, stream_readings
 from firehose.stream import DeliveryStream
@@ -158,10 +158,14 @@ class _Families:
         family.add_metric([stream], value)  # type: ignore[attr-defined]
 
 
+def _delta(now: Mapping[str, float], then: Mapping[str, float], key: str) -> float:
+    return now[key] - then.get(key, 0.0)
+
+
 def _ratio(now: Mapping[str, float], then: Mapping[str, float], good: str, all_: str) -> float:
     """good / all over the window; 1 when nothing was tried (nothing failed)."""
-    tried = now.get(all_, 0) - then.get(all_, 0)
-    return 1.0 if tried <= 0 else (now.get(good, 0) - then.get(good, 0)) / tried
+    tried = _delta(now, then, all_)
+    return 1.0 if tried <= 0 else _delta(now, then, good) / tried
 
 
 class StreamCollector(Collector):
@@ -217,24 +221,22 @@ class StreamCollector(Collector):
         for metric, value in values.items():
             if not metric.startswith("_"):
                 families.add(metric, name, value)
-        then = window.streams.get(name, {}) if window is not None else {}
-        for prefix in (delivery_prefix(stream), BACKUP):
-            if f"_attempts.{prefix}" in values:
-                success = _ratio(
-                    values, then, f"_successful_attempts.{prefix}", f"_attempts.{prefix}"
-                )
-                families.add(f"{prefix}.Success", name, success)
+        now = kept(stream, values)
+        then = (window.stream(name) if window is not None else None) or {}
+        outputs = [(delivery_prefix(stream), "attempts", "successful_attempts")]
+        if stream.backup is not None:
+            outputs.append((BACKUP, "backup_attempts", "backup_successful_attempts"))
+        for prefix, attempts, successes in outputs:
+            families.add(f"{prefix}.Success", name, _ratio(now, then, successes, attempts))
         if "_processing_calls" in values:
-            failed = values["_processing_failed_calls"] - then.get("_processing_failed_calls", 0)
-            calls = values["_processing_calls"] - then.get("_processing_calls", 0)
+            failed = _delta(now, then, "processing_failed_calls")
+            calls = _delta(now, then, "processing_calls")
             families.add(
                 "ExecuteProcessing.Success", name, 1.0 if calls <= 0 else 1 - failed / calls
             )
         if "_partition_count_exceeded" in values:
-            before = recent.streams.get(name, {}) if recent is not None else {}
-            refused = values["_partition_count_exceeded"] - before.get(
-                "_partition_count_exceeded", 0
-            )
+            before = (recent.stream(name) if recent is not None else None) or {}
+            refused = _delta(now, before, "partition_count_exceeded")
             families.add("PartitionCountExceeded", name, 1.0 if refused > 0 else 0.0)
         puts = self.api.puts.get(name)
         if stream.config.type == "DirectPut":

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 from aiohttp import web
 
-from firehose.history import SAMPLE_SECONDS, Sample
+from firehose.history import SAMPLE_SECONDS, Sample, kept
 from firehose.readings import delivery_prefix, stream_readings
 from firehose.stream import DeliveryStream
 
@@ -66,14 +66,14 @@ class StatusPages:
         return web.Response(body=status_page(), content_type="text/html", charset="utf-8")
 
     async def status_json(self, request: web.Request) -> web.Response:
-        now = Sample(time.time(), {})
+        now = time.time()
         streams = [
-            self._stream_status(stream, now.at)
+            self._stream_status(stream, now)
             for stream in sorted(self.service.streams.values(), key=lambda s: s.name)
         ]
         body = {
             "ready": self.service.ready,
-            "time": now.at,
+            "time": now,
             "sample_seconds": SAMPLE_SECONDS,
             "streams": streams,
         }
@@ -116,39 +116,32 @@ class StatusPages:
                 {"time": note.at, "message": note.message}
                 for note in history.errors.get(stream.name, ())
             ],
-            "series": _series(
-                list(history.samples), Sample(now, {stream.name: values}), stream.name, prefix
-            ),
+            "series": _series(list(history.samples), kept(stream, values), now, stream.name),
         }
 
 
-def _series(samples: list[Sample], now: Sample, name: str, prefix: str) -> dict[str, list[float]]:
+def _series(samples: list[Sample], now: dict[str, float], at: float, name: str) -> dict[str, Any]:
     """Per sample: records and bytes per second in and delivered since the one before, and the
     data freshness then; the last point is now."""
-    points = [s for s in samples if name in s.streams] + [now]
-    series: dict[str, list[float]] = {
-        "time": [],
-        "incoming_records_per_second": [],
-        "incoming_bytes_per_second": [],
-        "delivered_records_per_second": [],
-        "delivered_bytes_per_second": [],
-        "freshness_seconds": [],
-    }
+    points = [(s.at, kept) for s in samples if (kept := s.stream(name)) is not None]
+    points.append((at, now))
     rates = (
-        ("incoming_records_per_second", "IncomingRecords"),
-        ("incoming_bytes_per_second", "IncomingBytes"),
-        ("delivered_records_per_second", f"{prefix}.Records"),
-        ("delivered_bytes_per_second", f"{prefix}.Bytes"),
+        "incoming_records",
+        "incoming_bytes",
+        "delivered_records",
+        "delivered_bytes",
     )
-    for before, after in itertools.pairwise(points):
-        seconds = after.at - before.at
+    series: dict[str, list[float]] = {"time": [], "freshness_seconds": []}
+    series |= {f"{key}_per_second": [] for key in rates}
+    for (before_at, before), (after_at, after) in itertools.pairwise(points):
+        seconds = after_at - before_at
         if seconds <= 0:
             continue
-        old, new = before.streams[name], after.streams[name]
-        series["time"].append(round(after.at, 3))
-        for key, metric in rates:
-            series[key].append(round(max(0.0, new[metric] - old[metric]) / seconds, 3))
-        series["freshness_seconds"].append(round(new[f"{prefix}.DataFreshness"], 3))
+        series["time"].append(round(after_at, 3))
+        for key in rates:
+            rate = max(0.0, after[key] - before[key]) / seconds
+            series[f"{key}_per_second"].append(round(rate, 3))
+        series["freshness_seconds"].append(round(after["freshness_seconds"], 3))
     return series
 
 
