@@ -14,6 +14,10 @@ from prometheus_client.parser import text_string_to_metric_families
 from firehose.testing.servers import S3Server, free_port
 from firehose.testing.service_process import ServiceProcess, s3_stream
 from tests.e2e import wait_for
+from tests.kinesis_fixtures import KinesisServer
+from tests.test_kinesis_service import put
+from tests.test_kinesis_service import service as kinesis_service
+from tests.test_processing_service import processors
 
 STREAM = {"delivery_stream_name": "clicks"}
 
@@ -133,3 +137,117 @@ def test_a_failing_destination_shows_in_success_and_freshness(
     assert stream["totals"]["delivered_records"] == 0
     assert stream["freshness_seconds"] > 0
     assert "connect" in stream["errors"][-1]["message"].lower()
+
+
+def test_processing_partitioning_and_backup_metrics(
+    seaweedfs: S3Server, tmp_path: Path, services: list[ServiceProcess]
+) -> None:
+    bucket = f"m-{uuid.uuid4().hex[:10]}"
+    seaweedfs.create_bucket(bucket)
+    stream = s3_stream(
+        "clicks",
+        bucket,
+        Prefix="customer=!{partitionKeyFromQuery:customer}/",
+        ErrorOutputPrefix="errors/!{firehose:error-output-type}/",
+        BufferingHints={"SizeInMBs": 64, "IntervalInSeconds": 900},  # partitions stay open
+        DynamicPartitioningConfiguration={"Enabled": True},
+        ProcessingConfiguration=processors(
+            ("MetadataExtraction", {"MetadataExtractionQuery": "{customer: .c}"}),
+            ("AppendDelimiterToRecord", {}),
+        ),
+        S3BackupMode="Enabled",
+        S3BackupConfiguration={
+            "BucketARN": f"arn:aws:s3:::{bucket}",
+            "Prefix": "raw/",
+            "BufferingHints": {"SizeInMBs": 1, "IntervalInSeconds": 0},
+        },
+    )
+    service = start(
+        services,
+        tmp_path,
+        [stream],
+        args=["--s3-endpoint-url", seaweedfs.endpoint_url, "--max-active-partitions", "2"],
+        env=seaweedfs.env(),
+    )
+    # Three customers for two partitions: c's record is refused; "not json" fails processing.
+    sent = [json.dumps({"c": c, "n": n}).encode() for n, c in enumerate("abcab")] + [b"not json"]
+    answer = service.client().put_record_batch(
+        DeliveryStreamName="clicks", Records=[{"Data": r} for r in sent]
+    )
+    assert answer["FailedPutCount"] == 0
+
+    wait_for(lambda: value(scrape(service), "firehose_BackupToS3_Records_total") == len(sent))
+    samples = scrape(service)
+    assert value(samples, "firehose_BackupToS3_Bytes_total") == sum(map(len, sent))
+    assert value(samples, "firehose_BackupToS3_ObjectCount_total") >= 1
+    assert value(samples, "firehose_BackupToS3_Success") == 1.0
+    assert value(samples, "firehose_PartitionCount") == 2
+    assert value(samples, "firehose_PartitionCountExceeded") == 1
+    # The five JSON records came out of processing (with a delimiter each); "not json" did not.
+    assert value(samples, "firehose_SucceedProcessing_Records_total") == 5
+    assert value(samples, "firehose_SucceedProcessing_Bytes_total") == sum(map(len, sent[:5])) + 5
+    assert value(samples, "firehose_ExecuteProcessing_Duration_seconds_count") >= 1
+    assert value(samples, "firehose_ExecuteProcessing_Success") == 1.0
+    # Nothing reached the main destination yet: its partitions wait for their interval.
+    assert value(samples, "firehose_DeliveryToS3_Records_total") == 0
+    assert value(samples, "firehose_DeliveryToS3_DataFreshness") > 0
+
+
+def test_format_conversion_metrics(
+    seaweedfs: S3Server, tmp_path: Path, services: list[ServiceProcess]
+) -> None:
+    bucket = f"m-{uuid.uuid4().hex[:10]}"
+    seaweedfs.create_bucket(bucket)
+    stream = s3_stream(
+        "clicks",
+        bucket,
+        Prefix="parquet/",
+        ErrorOutputPrefix="errors/!{firehose:error-output-type}/",
+        BufferingHints={"SizeInMBs": 64, "IntervalInSeconds": 0},
+        DataFormatConversionConfiguration={
+            "SchemaConfiguration": {"Columns": [{"Name": "id", "Type": "int"}]},
+            "InputFormatConfiguration": {"Deserializer": {"OpenXJsonSerDe": {}}},
+            "OutputFormatConfiguration": {"Serializer": {"ParquetSerDe": {}}},
+        },
+    )
+    service = start(
+        services,
+        tmp_path,
+        [stream],
+        args=["--s3-endpoint-url", seaweedfs.endpoint_url],
+        env=seaweedfs.env(),
+    )
+    good = [json.dumps({"id": i}).encode() + b"\n" for i in range(9)]
+    bad = b'{"id": "nine"}\n'
+    service.client().put_record_batch(
+        DeliveryStreamName="clicks", Records=[{"Data": r} for r in [*good, bad]]
+    )
+    wait_for(lambda: value(scrape(service), "firehose_FailedConversion_Records_total") == 1)
+    samples = scrape(service)
+    assert value(samples, "firehose_SucceedConversion_Records_total") == len(good)
+    assert value(samples, "firehose_SucceedConversion_Bytes_total") == sum(map(len, good))
+    assert value(samples, "firehose_FailedConversion_Bytes_total") == len(bad)
+    assert value(samples, "firehose_DeliveryToS3_ObjectCount_total") == 1
+
+
+def test_kinesis_source_metrics(moto_s3: S3Server, tmp_path: Path) -> None:
+    kinesis = KinesisServer("moto", moto_s3.endpoint_url)
+    arn = kinesis.create_stream(shards=2)
+    bucket = f"k-{uuid.uuid4().hex[:10]}"
+    moto_s3.create_bucket(bucket)
+    service = kinesis_service(tmp_path, moto_s3, arn, bucket).start()
+    try:
+        put(kinesis, arn.rsplit("/", 1)[1], 0, 300)
+        label = {"delivery_stream_name": "fromkinesis"}
+        wait_for(
+            lambda: value(scrape(service), "firehose_DeliveryToS3_Records_total", label) == 300
+        )
+        samples = scrape(service)
+        size = sum(len(f"r{j}\n") for j in range(300))
+        assert value(samples, "firehose_DataReadFromKinesisStream_Records_total", label) == 300
+        assert value(samples, "firehose_DataReadFromKinesisStream_Bytes_total", label) == size
+        assert value(samples, "firehose_KinesisMillisBehindLatest", label) >= 0
+        # Not a Direct PUT stream: no put metrics for it.
+        assert ("firehose_IncomingPutRequests_total", tuple(label.items())) not in samples
+    finally:
+        service.ensure_stopped()
