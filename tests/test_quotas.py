@@ -14,6 +14,7 @@ from botocore.exceptions import ClientError
 
 from firehose.config_load import ConfigError, load_configs
 from firehose.quotas import MIB, REQUEST_REFUSED, Limits, StreamQuota, StreamQuotas
+from firehose.settings import SettingsError, load_settings
 from firehose.testing.servers import S3Server
 from firehose.testing.service_process import ServiceProcess, s3_stream
 from tests.test_metrics import scrape, start, value
@@ -182,3 +183,13 @@ def _first_refusal(call: Any, tries: int = 50) -> tuple[ClientError, int]:
         except ClientError as exc:
             return exc, calls
     raise AssertionError(f"no call of {tries} was refused")
+
+
+def test_the_quotas_and_log_format_settings_name_what_they_allow() -> None:
+    assert load_settings({"quotas": "aws-small", "log_format": "json"}).quotas == "aws-small"
+    assert load_settings({}).quotas == "off" and load_settings({}).log_format == "text"
+    with pytest.raises(SettingsError) as caught:
+        load_settings({"quotas": "lots", "log_format": "xml"})
+    [log_format, quotas] = sorted(caught.value.problems)
+    assert quotas.startswith("--quotas: got 'lots'") and "'aws'" in quotas
+    assert log_format.startswith("--log-format: got 'xml'") and "'json'" in log_format
