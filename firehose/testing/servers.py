@@ -187,6 +187,9 @@ def start_seaweedfs(workdir: Path) -> tuple[S3Server, subprocess.Popen[bytes]]:
         "-master.telemetry=false",
         # The volume server's stop waits for its idle connections to time out (30 s default).
         "-idleTimeout=5",
+        # One volume per bucket: left to itself, mini allows free disk / 1 GiB volumes, which a
+        # test session's fresh buckets outnumber on a fuller disk ("No writable volumes").
+        "-volume.max=1000",
         f"-master.port={free_port()}",
         f"-master.port.grpc={free_port()}",
         f"-volume.port={free_port()}",
