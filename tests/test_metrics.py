@@ -118,10 +118,13 @@ def test_a_failing_destination_shows_in_success_and_freshness(
     records = [f"record {i}\n".encode() for i in range(20)]
     client.put_record_batch(DeliveryStreamName="clicks", Records=[{"Data": r} for r in records])
 
+    def freshness() -> float:
+        return value(scrape(service), "firehose_DeliveryToS3_DataFreshness")
+
     wait_for(lambda: value(scrape(service), "firehose_DeliveryToS3_Success") < 1)
-    first = value(scrape(service), "firehose_DeliveryToS3_DataFreshness")
-    assert first > 0
-    wait_for(lambda: value(scrape(service), "firehose_DeliveryToS3_DataFreshness") > first)
+    wait_for(lambda: freshness() > 0)
+    first = freshness()
+    wait_for(lambda: freshness() > first)  # the oldest record keeps waiting
     samples = scrape(service)
     assert value(samples, "firehose_DeliveryToS3_Success") == 0.0
     assert value(samples, "firehose_DeliveryToS3_Records_total") == 0
