@@ -38,8 +38,10 @@ from firehose.config_base import (
     BufferingHints,
     DestinationSection,
     FieldProblems,
+    KmsEncryptionConfig,
     RetryOptions,
     S3Configuration,
+    S3Encryption,
     _alias,
     _explicitly_disabled,
     _Model,
@@ -48,6 +50,7 @@ from firehose.config_base import (
     checked_endpoint_url,
     field_spellings,
 )
+from firehose.config_encryption import DeliveryStreamEncryption
 from firehose.config_http import (
     CommonAttribute,
     EndpointConfiguration,
@@ -92,6 +95,7 @@ __all__ = [
     "BufferingHints",
     "CommonAttribute",
     "DeliveryStreamConfig",
+    "DeliveryStreamEncryption",
     "DestinationSection",
     "DocumentIdOptions",
     "ElasticsearchConfiguration",
@@ -101,6 +105,7 @@ __all__ = [
     "HttpEndpointBufferingHints",
     "HttpEndpointDestination",
     "KinesisStreamSource",
+    "KmsEncryptionConfig",
     "OpenSearchBufferingHints",
     "OpenSearchConfiguration",
     "RedshiftConfiguration",
@@ -109,6 +114,7 @@ __all__ = [
     "RequestConfiguration",
     "RetryOptions",
     "S3Configuration",
+    "S3Encryption",
     "SecretsManagerConfiguration",
     "SplunkBufferingHints",
     "SplunkConfiguration",
@@ -200,8 +206,8 @@ class DeliveryStreamConfig(_Model):
     direct_put_source_configuration: dict[str, Any] | None = Field(
         None, validation_alias=_alias("DirectPutSourceConfiguration")
     )
-    encryption: dict[str, Any] | None = Field(
-        None, validation_alias=_alias("DeliveryStreamEncryptionConfigurationInput")
+    encryption: DeliveryStreamEncryption | None = Field(
+        None, validation_alias=_alias("DeliveryStreamEncryptionConfigurationInput", "encryption")
     )
 
     @model_validator(mode="before")
@@ -272,6 +278,16 @@ class DeliveryStreamConfig(_Model):
         if self.type != "KinesisStreamAsSource" and self.kinesis_source is not None:
             raise FieldProblems(
                 [("DeliveryStreamType", "must be KinesisStreamAsSource with this source")]
+            )
+        if self.type != "DirectPut" and self.encryption is not None:
+            raise FieldProblems(
+                [
+                    (
+                        "DeliveryStreamEncryptionConfigurationInput",
+                        f"is for DirectPut streams only: a {self.type} stream keeps no records "
+                        "at rest of its own (encrypt the Kinesis data stream instead)",
+                    )
+                ]
             )
         return self
 
