@@ -10,6 +10,7 @@
     └── ServiceUnavailableError         ServiceUnavailableException (503): retry later
     DeliveryError                       a destination could not take a batch (`retriable`)
     WalError                            the write-ahead log could not be written or read
+    LogKeyError                         a key of an encrypted log cannot be had (`kms_code`)
     NotAcceptingError                   a stream is not open, or closing: put nothing now
     StartError                          the service cannot start: port taken, data dir unusable
 
@@ -104,6 +105,16 @@ class DeliveryError(Exception):
 
 class WalError(Exception):
     """The write-ahead log failed (disk full, I/O error): the failed append is not acknowledged."""
+
+
+class LogKeyError(Exception):
+    """A data key of an encrypted log cannot be had: the local key file is missing or not the
+    one the key was wrapped with, or KMS refused. `kms_code` is KMS's error code
+    (`NotFoundException`, `DisabledException`, …), or ours for the local key file."""
+
+    def __init__(self, message: str, kms_code: str = "NotFoundException") -> None:
+        super().__init__(message)
+        self.kms_code = kms_code
 
 
 class NotAcceptingError(Exception):

@@ -14,6 +14,7 @@ import threading
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -48,7 +49,7 @@ async def open_log(log_dir: Path) -> AsyncIterator[OpenLog]:
     opened: list[WriteAheadLog] = []
 
     def factory(
-        directory: Path | None = None, **options: int
+        directory: Path | None = None, **options: Any
     ) -> tuple[WriteAheadLog, RecoveryReport]:
         wal = WriteAheadLog(directory or log_dir, **options)
         opened.append(wal)
@@ -1430,6 +1431,7 @@ async def test_no_fd_for_a_new_segment_fails_only_that_append(
 FD_LIMIT_SCRIPT = """
 import asyncio, os, resource, sys
 from pathlib import Path
+from typing import Any
 from firehose.errors import WalError
 from firehose.wal import WriteAheadLog
 
