@@ -7,6 +7,7 @@
     ├── InvalidArgumentError            InvalidArgumentException (400)
     ├── ResourceNotFoundError           ResourceNotFoundException (400)
     ├── RequestTimeoutError             RequestTimeoutException (408): body too slow
+    ├── InvalidKMSResourceError         InvalidKMSResourceException (400): a log key is unusable
     └── ServiceUnavailableError         ServiceUnavailableException (503): retry later
     DeliveryError                       a destination could not take a batch (`retriable`)
     WalError                            the write-ahead log could not be written or read
@@ -33,6 +34,10 @@ class FirehoseError(Exception):
     def __init__(self, message: str) -> None:
         super().__init__(message)
         self.message = message
+
+    def body(self) -> dict[str, Any]:
+        """The error's JSON body on the wire."""
+        return {"__type": self.code, "message": self.message}
 
 
 class ValidationError(FirehoseError):
@@ -71,6 +76,21 @@ class RequestTimeoutError(FirehoseError):
     # SDKs treat this code as transient and retry it.
     code = "RequestTimeoutException"
     status = 408
+
+
+class InvalidKMSResourceError(FirehoseError):
+    """A stream whose log key KMS (or the local key file) refused: `kms_code` says why, and is
+    sent as the error's `code` member."""
+
+    code = "InvalidKMSResourceException"
+    status = 400
+
+    def __init__(self, message: str, kms_code: str) -> None:
+        super().__init__(message)
+        self.kms_code = kms_code
+
+    def body(self) -> dict[str, Any]:
+        return {**super().body(), "code": self.kms_code}
 
 
 class ServiceUnavailableError(FirehoseError):
