@@ -59,9 +59,17 @@ def log_files(workdir: Path, stream: str) -> list[Path]:
     return sorted((workdir / "data" / "streams" / stream).glob(f"*{SEGMENT_SUFFIX}"))
 
 
+@pytest.fixture
+def weed_bucket(seaweedfs: S3Server) -> str:
+    name = f"t-{uuid.uuid4().hex[:12]}"
+    seaweedfs.create_bucket(name)
+    return name
+
+
 def test_sigkill_on_an_encrypted_log_loses_no_acknowledged_record(
-    seaweedfs: S3Server, bucket: str, tmp_path: Path, services: list[ServiceProcess]
+    seaweedfs: S3Server, weed_bucket: str, tmp_path: Path, services: list[ServiceProcess]
 ) -> None:
+    bucket = weed_bucket
     stream = s3_stream("sealed", bucket, BufferingHints={"SizeInMBs": 1, "IntervalInSeconds": 60})
     stream["DeliveryStreamEncryptionConfigurationInput"] = {"KeyType": "AWS_OWNED_CMK"}
     service = ServiceProcess(tmp_path, [stream], env=seaweedfs.env())
@@ -114,6 +122,40 @@ def test_sigkill_on_an_encrypted_log_loses_no_acknowledged_record(
     missing = acked - set(delivered_ids(seaweedfs, bucket))
     assert not missing, f"{len(missing)} acknowledged records lost"
     assert "corrupt or torn bytes" in service.log()
+
+
+def test_a_log_turned_encrypted_then_plain_across_kills_delivers_everything(
+    seaweedfs: S3Server, weed_bucket: str, tmp_path: Path, services: list[ServiceProcess]
+) -> None:
+    """Each run writes its kind of frames and is killed before delivering any: the last run
+    reads plain frames and frames under two data keys from one log."""
+    bucket = weed_bucket
+    stream = s3_stream("mixed", bucket, BufferingHints={"SizeInMBs": 64, "IntervalInSeconds": 900})
+    service = ServiceProcess(tmp_path, [stream], env=seaweedfs.env())
+    services.append(service)
+    sent: list[int] = []
+    for run, encryption in enumerate([None, {"KeyType": "AWS_OWNED_CMK"}, None]):
+        if encryption is None:
+            stream.pop("DeliveryStreamEncryptionConfigurationInput", None)
+        else:
+            stream["DeliveryStreamEncryptionConfigurationInput"] = encryption
+        service.start()
+        ids = list(range(run * 1000, run * 1000 + 1000))
+        answer = service.client().put_record_batch(
+            DeliveryStreamName="mixed", Records=[{"Data": record(i)} for i in ids[:500]]
+        )
+        assert answer["Encrypted"] is (encryption is not None)
+        assert acknowledged(service, "mixed", [record(i) for i in ids[500:]])
+        sent += ids
+        service.kill()
+    assert seaweedfs.list_keys(bucket) == []
+    sealed = [p for p in log_files(tmp_path, "mixed") if MARK not in p.read_bytes()]
+    assert len(sealed) == 1  # the second run's segment; the others are plain
+
+    service.start()
+    assert service.terminate() == 0
+    assert sorted(delivered_ids(seaweedfs, bucket)) == sent
+    assert list((tmp_path / "data" / "streams" / "mixed" / KEYS_FOLDER).glob("*.json")) == []
 
 
 def test_data_keys_from_kms_survive_a_restart(

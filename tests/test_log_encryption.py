@@ -18,6 +18,7 @@ from isal.isal_zlib import crc32
 from firehose.api import FirehoseApi
 from firehose.config import DeliveryStreamConfig
 from firehose.config_load import ConfigError, load_configs
+from firehose.describe import describe
 from firehose.errors import LogKeyError
 from firehose.frames import (
     KEY_ID_SIZE,
@@ -500,3 +501,21 @@ def test_the_staging_bucket_of_redshift_checks_its_encryption_too(tmp_path: Path
     }
     [problem] = problems(tmp_path, body)
     assert "S3Configuration.EncryptionConfiguration" in problem
+
+
+def test_describe_shows_the_stream_encryption() -> None:
+    def described(**extra: Any) -> Any:
+        config = DeliveryStreamConfig.model_validate(stream_body(**extra))
+        found = describe(config, region="us-east-1", account_id="123456789012", created_at=0)
+        return found["DeliveryStreamEncryptionConfiguration"]
+
+    assert described() == {"Status": "DISABLED"}
+    assert described(DeliveryStreamEncryptionConfigurationInput={}) == {
+        "KeyType": "AWS_OWNED_CMK",
+        "Status": "ENABLED",
+    }
+    given = {"KeyType": "CUSTOMER_MANAGED_CMK", "KeyARN": KEY_ARN}
+    assert described(DeliveryStreamEncryptionConfigurationInput=given) == {
+        **given,
+        "Status": "ENABLED",
+    }
