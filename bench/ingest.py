@@ -15,6 +15,9 @@ log (append + fdatasync) and no delivery bookkeeping, so service/baseline shows 
 service's glue cost. The two phases run one after the other, so neither takes the other's cores.
 The service shares the machine's cores with the load generator (its CPU is printed too) and with
 SeaweedFS.
+
+--encrypted-log runs the service phase again on a stream whose log is encrypted
+(DeliveryStreamEncryptionConfigurationInput, AWS_OWNED_CMK) and prints it beside the plain run.
 """
 
 from __future__ import annotations

@@ -95,9 +95,10 @@ class SealedFrame:
 
 
 class SealingKey:
-    """The data key new frames are sealed with: its id, named in every frame, and a nonce
-    counter. A data key seals only in the run that created it, so counting from a random start
-    never gives a nonce twice, whatever became of the frames written before."""
+    """The data key new frames are sealed with: its id, named in every frame, and its nonces, a
+    counter under a random prefix. A data key seals only in the run that created it, so no nonce
+    comes twice under it, whatever became of the frames written before (a seq is reused after a
+    torn frame, so nonces cannot be derived from seqs)."""
 
     def __init__(self, key_id: bytes, key: bytes) -> None:
         self.key_id = key_id

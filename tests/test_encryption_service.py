@@ -1,5 +1,5 @@
-"""Encryption through `firehose serve`: a SIGKILL on an encrypted log loses nothing, data keys
-from KMS (moto in server mode), a KMS key that does not exist, and SSE-KMS objects.
+"""Encryption with real servers: a SIGKILL on an encrypted log loses nothing, data keys from KMS
+(moto in server mode), KMS refusing or out of reach, and SSE-KMS objects.
 
 SSE-KMS objects are checked on moto's S3: SeaweedFS, the tests' other store, answers
 InternalError to a PutObject asking for aws:kms when it has no KMS of its own configured.
@@ -17,12 +17,14 @@ from typing import Any
 import boto3
 import pytest
 
+from firehose.errors import LogKeyError
 from firehose.log_keys import KEYS_FOLDER
 from firehose.master_keys import DEFAULT_KEY_FILE
-from firehose.testing.servers import S3Server
+from firehose.testing.servers import S3Server, free_port
 from firehose.testing.service_process import ServiceProcess, s3_stream
 from firehose.wal import SEGMENT_SUFFIX
 from tests.e2e import acknowledged, wait_for
+from tests.factories import memory_stream
 
 MARK = b"confidential-payload"
 
@@ -267,3 +269,57 @@ def test_sse_kms_objects_for_the_destination_and_its_backup(
             assert "-" in head["ETag"]  # a multipart upload's ETag
     [plain_key] = found["plain/"]
     assert "ServerSideEncryption" not in s3.head_object(Bucket=bucket, Key=plain_key)
+
+
+async def test_a_data_key_kms_will_not_decrypt_leaves_the_log_untouched(
+    moto_s3: S3Server, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name, value in {**moto_s3.env(), "AWS_ENDPOINT_URL_KMS": moto_s3.endpoint_url}.items():
+        monkeypatch.setenv(name, value)
+    key_arn = kms_client(moto_s3).create_key()["KeyMetadata"]["Arn"]
+    encryption = {"KeyType": "CUSTOMER_MANAGED_CMK", "KeyARN": key_arn}
+    stream, dest = memory_stream(tmp_path, interval=0, encryption=encryption)
+    dest.fail_forever = True
+    await stream.open()
+    assert stream.encrypted and stream.key_failure is None
+    await stream.put([record(i) for i in range(10)])
+    assert not await stream.close(timeout=0.2)
+    before = {p: p.read_bytes() for p in stream.wal.directory.glob(f"*{SEGMENT_SUFFIX}")}
+    [key_file] = (stream.wal.directory / KEYS_FOLDER).glob("*.json")
+    kept = json.loads(key_file.read_text())
+    gone = key_arn.rsplit("/", 1)[0] + "/00000000-0000-0000-0000-000000000000"
+    key_file.write_text(json.dumps({**kept, "key_arn": gone}))
+
+    stream, dest = memory_stream(tmp_path, interval=0)  # plain now, but its log is not
+    await stream.open()
+    assert stream.key_failure is not None
+    assert stream.key_failure.kms_code == "NotFoundException"
+    assert "Decrypt" in str(stream.key_failure)
+    await stream.close(timeout=1)
+    assert {p: p.read_bytes() for p in before} == before
+
+    key_file.write_text(json.dumps(kept))  # KMS decrypts it again: everything is delivered
+    stream, dest = memory_stream(tmp_path, interval=0)
+    await stream.open()
+    await dest.wait_for_records(10)
+    assert dest.data == b"".join(record(i) for i in range(10))
+    assert await stream.close(timeout=5)
+
+
+async def test_kms_out_of_reach_refuses_puts_with_its_own_code(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("AWS_ENDPOINT_URL_KMS", f"http://127.0.0.1:{free_port()}")
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "test")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "test")
+    encryption = {
+        "KeyType": "CUSTOMER_MANAGED_CMK",
+        "KeyARN": "arn:aws:kms:us-east-1:123456789012:alias/logs",
+    }
+    stream, _ = memory_stream(tmp_path, encryption=encryption)
+    await stream.open()
+    assert stream.key_failure is not None and stream.key_failure.kms_code == "KMSUnreachable"
+    with pytest.raises(LogKeyError):
+        await stream.put([b"x"])
+    assert stream.delivering  # what the log holds is still delivered
+    await stream.close(timeout=1)
