@@ -62,19 +62,21 @@ def log_files(workdir: Path, stream: str) -> list[Path]:
 
 
 @pytest.fixture
-def weed_bucket(seaweedfs: S3Server) -> str:
+def moto_bucket(moto_s3: S3Server) -> str:
+    """A bucket in moto's S3: SeaweedFS gives each bucket a volume of its own, and the suite
+    already uses about as many as its free disk allows."""
     name = f"t-{uuid.uuid4().hex[:12]}"
-    seaweedfs.create_bucket(name)
+    moto_s3.create_bucket(name)
     return name
 
 
 def test_sigkill_on_an_encrypted_log_loses_no_acknowledged_record(
-    seaweedfs: S3Server, weed_bucket: str, tmp_path: Path, services: list[ServiceProcess]
+    moto_s3: S3Server, moto_bucket: str, tmp_path: Path, services: list[ServiceProcess]
 ) -> None:
-    bucket = weed_bucket
+    bucket = moto_bucket
     stream = s3_stream("sealed", bucket, BufferingHints={"SizeInMBs": 1, "IntervalInSeconds": 60})
     stream["DeliveryStreamEncryptionConfigurationInput"] = {"KeyType": "AWS_OWNED_CMK"}
-    service = ServiceProcess(tmp_path, [stream], env=seaweedfs.env())
+    service = ServiceProcess(tmp_path, [stream], env=moto_s3.env())
     services.append(service)
     service.start()
     acked: set[int] = set()
@@ -121,19 +123,19 @@ def test_sigkill_on_an_encrypted_log_loses_no_acknowledged_record(
 
     service.start()
     assert service.terminate() == 0
-    missing = acked - set(delivered_ids(seaweedfs, bucket))
+    missing = acked - set(delivered_ids(moto_s3, bucket))
     assert not missing, f"{len(missing)} acknowledged records lost"
     assert "corrupt or torn bytes" in service.log()
 
 
 def test_a_log_turned_encrypted_then_plain_across_kills_delivers_everything(
-    seaweedfs: S3Server, weed_bucket: str, tmp_path: Path, services: list[ServiceProcess]
+    moto_s3: S3Server, moto_bucket: str, tmp_path: Path, services: list[ServiceProcess]
 ) -> None:
     """Each run writes its kind of frames and is killed before delivering any: the last run
     reads plain frames and frames under two data keys from one log."""
-    bucket = weed_bucket
+    bucket = moto_bucket
     stream = s3_stream("mixed", bucket, BufferingHints={"SizeInMBs": 64, "IntervalInSeconds": 900})
-    service = ServiceProcess(tmp_path, [stream], env=seaweedfs.env())
+    service = ServiceProcess(tmp_path, [stream], env=moto_s3.env())
     services.append(service)
     sent: list[int] = []
     for run, encryption in enumerate([None, {"KeyType": "AWS_OWNED_CMK"}, None]):
@@ -150,13 +152,13 @@ def test_a_log_turned_encrypted_then_plain_across_kills_delivers_everything(
         assert acknowledged(service, "mixed", [record(i) for i in ids[500:]])
         sent += ids
         service.kill()
-    assert seaweedfs.list_keys(bucket) == []
+    assert moto_s3.list_keys(bucket) == []
     sealed = [p for p in log_files(tmp_path, "mixed") if MARK not in p.read_bytes()]
     assert len(sealed) == 1  # the second run's segment; the others are plain
 
     service.start()
     assert service.terminate() == 0
-    assert sorted(delivered_ids(seaweedfs, bucket)) == sent
+    assert sorted(delivered_ids(moto_s3, bucket)) == sent
     assert list((tmp_path / "data" / "streams" / "mixed" / KEYS_FOLDER).glob("*.json")) == []
 
 
