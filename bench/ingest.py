@@ -15,6 +15,9 @@ log (append + fdatasync) and no delivery bookkeeping, so service/baseline shows 
 service's glue cost. The two phases run one after the other, so neither takes the other's cores.
 The service shares the machine's cores with the load generator (its CPU is printed too) and with
 SeaweedFS.
+
+--encrypted-log runs the service phase again on a stream whose log is encrypted
+(DeliveryStreamEncryptionConfigurationInput, AWS_OWNED_CMK) and prints it beside the plain run.
 """
 
 from __future__ import annotations
@@ -236,9 +239,11 @@ def run_service(
     destination: dict[str, Any] | None = None,
     env: dict[str, str] | None = None,
     count: Callable[[S3Server, str], Landed] | None = None,
+    stream_fields: dict[str, Any] | None = None,
 ) -> ServiceFigures:
     """Run the service under load; `destination` adds to (or overrides) its S3 destination's
-    config; `count` reads what landed (gzip'd lines unless told)."""
+    config, `stream_fields` to the stream's; `count` reads what landed (gzip'd lines unless
+    told)."""
     server.create_bucket(bucket)
     stream = s3_stream(
         STREAM,
@@ -249,6 +254,7 @@ def run_service(
             **(destination or {}),
         },
     )
+    stream.update(stream_fields or {})
     env = {
         **server.env(),
         "FIREHOSE_SHUTDOWN_TIMEOUT_SECONDS": str(SHUTDOWN_TIMEOUT_S),
@@ -391,6 +397,32 @@ def report(svc: ServiceFigures, base: BaselineFigures) -> None:
     )
 
 
+def report_encrypted_log(plain: ServiceFigures, sealed: ServiceFigures) -> None:
+    """The same load on a stream whose log is encrypted, beside the plain run."""
+    figures: list[tuple[str, int, Callable[[ServiceFigures], float]]] = [
+        ("records/s", 0, lambda f: _per(f.load.records, f.load.seconds)),
+        ("MiB/s", 1, lambda f: _per(f.load.data_bytes / MIB, f.load.seconds)),
+        ("latency p50 ms", 2, lambda f: percentile(f.load.latencies_ms, 0.5)),
+        ("latency p99 ms", 2, lambda f: percentile(f.load.latencies_ms, 0.99)),
+        ("MiB per CPU second", 1, lambda f: _per(f.load.data_bytes / MIB, f.cpu_total_s)),
+    ]
+    rows = [(label, figure(plain), figure(sealed), digits) for label, digits, figure in figures]
+    cells = [("", "plain log", "encrypted log", "encrypted/plain")]
+    cells += [(label, _cell(p, d), _cell(e, d), _ratio(e, p)) for label, p, e, d in rows]
+    widths = [max(len(row[i]) for row in cells) for i in range(4)]
+    print()
+    for index, row in enumerate(cells):
+        line = [row[0].ljust(widths[0])]
+        line += [cell.rjust(width) for cell, width in zip(row[1:], widths[1:], strict=True)]
+        print("  ".join(line))
+        if index == 0:
+            print("  ".join("-" * w for w in widths))
+    print(
+        f"encrypted log: delivered {sealed.landed.records:,} records vs acknowledged "
+        f"{sealed.load.records:,}: {_delivery_check(sealed.load, sealed.landed)}"
+    )
+
+
 # -- main --------------------------------------------------------------------------------------
 
 
@@ -409,6 +441,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "--profile", type=Path, metavar="FILE",
         help="py-spy record the service during the load: .svg flamegraph, .json speedscope, "
         ".txt collapsed stacks (py-spy must be installed)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--encrypted-log", action="store_true",
+        help="then run the same load on a stream whose log is encrypted (AWS_OWNED_CMK) and "
+        "print it beside the plain run",
     )  # fmt: skip
     args = parser.parse_args(argv)
     if args.seconds <= 0 or args.producers < 1:
@@ -437,6 +474,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         try:
             print("service phase", flush=True)
             service = run_service(args, server, weed.pid, Path(tmp) / "service", pool)
+            sealed = None
+            if args.encrypted_log:
+                print("service phase, encrypted log", flush=True)
+                sealed = run_service(
+                    args, server, weed.pid, Path(tmp) / "sealed", pool,
+                    bucket=f"{SERVICE_BUCKET}-sealed",
+                    stream_fields={"DeliveryStreamEncryptionConfigurationInput": {}},
+                )  # fmt: skip
             print("baseline phase", flush=True)
             base = baseline.measure(
                 server,
@@ -449,6 +494,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         finally:
             stop(weed)
     report(service, base)
+    if sealed is not None:
+        report_encrypted_log(service, sealed)
     return 0
 
 

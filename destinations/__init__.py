@@ -42,11 +42,15 @@ class DestinationContext:
     encoder: Executor | None = None
     stores: SharedObjectStores = field(default_factory=SharedObjectStores)
 
-    def store(self, *endpoint_urls: str | None) -> ObjectStore:
-        """A handle on the shared store for the first endpoint given; the service-wide
-        `s3_endpoint_url` overrides them all."""
-        given = (url for url in (self.settings.s3_endpoint_url, *endpoint_urls) if url)
-        return self.stores.get(next(given, None), region=self.settings.region)
+    def store(self, location: S3Configuration, *fallback_urls: str | None) -> ObjectStore:
+        """A handle on the shared store for `location`: its endpoint, else the first fallback
+        given (the service-wide `s3_endpoint_url` overrides them all), writing objects with
+        the location's encryption."""
+        urls = (self.settings.s3_endpoint_url, location.endpoint_url, *fallback_urls)
+        given = (url for url in urls if url)
+        return self.stores.get(
+            next(given, None), region=self.settings.region, kms_key_arn=location.kms_key_arn
+        )
 
 
 Builder = Callable[[DeliveryStreamConfig, DestinationContext], Destination]
@@ -58,7 +62,7 @@ def _s3(config: DeliveryStreamConfig, context: DestinationContext) -> Destinatio
     return S3Destination(
         config.name,
         section,
-        context.store(section.endpoint_url),
+        context.store(section),
         encoder=context.encoder,
         dynamic_partitioning=section.partitioned,
         region=context.settings.region,
@@ -91,7 +95,7 @@ def _redshift(config: DeliveryStreamConfig, context: DestinationContext) -> Dest
     assert isinstance(section, RedshiftConfiguration)
     staging = section.s3_configuration
     return RedshiftDestination(
-        config.name, section, context.store(staging.endpoint_url), encoder=context.encoder
+        config.name, section, context.store(staging), encoder=context.encoder
     )
 
 
@@ -124,7 +128,7 @@ def build_error_output(config: DeliveryStreamConfig, context: DestinationContext
     return S3ErrorOutput(
         config.name,
         location,
-        context.store(location.endpoint_url),
+        context.store(location),
         encoder=context.encoder,
         dynamic_partitioning=partitioned,
     )
@@ -144,6 +148,6 @@ def build_source_backup(
     if backup is None:
         return None
     own_endpoint = section.endpoint_url if isinstance(section, S3Configuration) else None
-    store = context.store(backup.endpoint_url, own_endpoint)
+    store = context.store(backup, own_endpoint)
     destination = S3Destination(config.name, backup, store, encoder=context.encoder)
     return SourceBackup(destination, backup.buffering_hints, processed=section.backs_up_processed)

@@ -46,13 +46,19 @@ PERMANENT_S3_CODES = frozenset(
 
 
 class ObjectStore(Protocol):
-    """Where objects go. `put` is atomic: readers see the whole object or none of it."""
+    """Where objects go. `put` is atomic: readers see the whole object or none of it.
+
+    With `kms_key_arn`, the object is stored encrypted with SSE-KMS under that key; without,
+    no encryption is asked for and the bucket's default applies.
+    """
 
     description: str
 
     async def start(self) -> None: ...
 
-    async def put(self, bucket: str, key: str, body: bytes) -> None: ...
+    async def put(
+        self, bucket: str, key: str, body: bytes, *, kms_key_arn: str | None = None
+    ) -> None: ...
 
     async def close(self) -> None: ...
 
@@ -67,7 +73,10 @@ class LocalObjectStore:
     async def start(self) -> None:
         return None
 
-    async def put(self, bucket: str, key: str, body: bytes) -> None:
+    async def put(
+        self, bucket: str, key: str, body: bytes, *, kms_key_arn: str | None = None
+    ) -> None:
+        # A folder has no server-side encryption: `kms_key_arn` has nothing to ask for here.
         # S3 keys may hold `.` and `..` segments; a folder may not, so they are escaped.
         segments = [_escape_dots(segment) for segment in key.split("/")]
         path = self.root.joinpath(bucket, *segments)
@@ -147,14 +156,16 @@ class S3ObjectStore:
             )
         return self._client
 
-    async def put(self, bucket: str, key: str, body: bytes) -> None:
-        await self._io.run(self._put(bucket, key, body))
+    async def put(
+        self, bucket: str, key: str, body: bytes, *, kms_key_arn: str | None = None
+    ) -> None:
+        await self._io.run(self._put(bucket, key, body, sse_kms(kms_key_arn)))
 
-    async def _put(self, bucket: str, key: str, body: bytes) -> None:
+    async def _put(self, bucket: str, key: str, body: bytes, sse: dict[str, str]) -> None:
         if len(body) >= MULTIPART_THRESHOLD:
-            await self._put_multipart(bucket, key, body)
+            await self._put_multipart(bucket, key, body, sse)
         else:
-            await self._call("PutObject", bucket, key, Body=body)
+            await self._call("PutObject", bucket, key, Body=body, **sse)
 
     async def _call(self, operation: str, bucket: str, key: str, **kwargs: Any) -> dict[str, Any]:
         """One S3 call, its errors mapped to ours."""
@@ -166,8 +177,9 @@ class S3ObjectStore:
             raise _delivery_error(exc, f"{operation} s3://{bucket}/{key}") from exc
         return answer
 
-    async def _put_multipart(self, bucket: str, key: str, body: bytes) -> None:
-        created = await self._call("CreateMultipartUpload", bucket, key)
+    async def _put_multipart(self, bucket: str, key: str, body: bytes, sse: dict[str, str]) -> None:
+        # The upload's encryption is set when it is created; its parts need no header of it.
+        created = await self._call("CreateMultipartUpload", bucket, key, **sse)
         upload_id = created["UploadId"]
         view = memoryview(body)
         limit = asyncio.Semaphore(PART_CONCURRENCY)
@@ -214,6 +226,13 @@ class S3ObjectStore:
         self._io.stop()
 
 
+def sse_kms(kms_key_arn: str | None) -> dict[str, str]:
+    """The PutObject / CreateMultipartUpload arguments that ask for SSE-KMS, or none."""
+    if kms_key_arn is None:
+        return {}
+    return {"ServerSideEncryption": "aws:kms", "SSEKMSKeyId": kms_key_arn}
+
+
 def _snake(operation: str) -> str:
     return "".join(f"_{c.lower()}" if c.isupper() else c for c in operation).lstrip("_")
 
@@ -232,14 +251,18 @@ class SharedObjectStores:
     def __init__(self) -> None:
         self._stores: dict[tuple[str | None, str], _SharedStore] = {}
 
-    def get(self, endpoint_url: str | None, *, region: str) -> ObjectStore:
+    def get(
+        self, endpoint_url: str | None, *, region: str, kms_key_arn: str | None = None
+    ) -> ObjectStore:
+        """A handle on the store for `endpoint_url`, whose puts ask for SSE-KMS under
+        `kms_key_arn` if given."""
         key = (endpoint_url, region)
         shared = self._stores.get(key)
         if shared is None:
             store = open_object_store(endpoint_url, region=region)
             shared = _SharedStore(store, forget=lambda: self._stores.pop(key, None))
             self._stores[key] = shared
-        return _StoreHandle(shared)
+        return _StoreHandle(shared, kms_key_arn)
 
 
 class _SharedStore:
@@ -265,10 +288,11 @@ class _SharedStore:
 
 
 class _StoreHandle:
-    """One stream's use of a shared store."""
+    """One stream's use of a shared store, for one S3 location (and its encryption)."""
 
-    def __init__(self, shared: _SharedStore) -> None:
+    def __init__(self, shared: _SharedStore, kms_key_arn: str | None) -> None:
         self._shared = shared
+        self.kms_key_arn = kms_key_arn
         self.description = shared.store.description
         self._acquired = False
 
@@ -277,8 +301,11 @@ class _StoreHandle:
             self._acquired = True
             await self._shared.acquire()
 
-    async def put(self, bucket: str, key: str, body: bytes) -> None:
-        await self._shared.store.put(bucket, key, body)
+    async def put(
+        self, bucket: str, key: str, body: bytes, *, kms_key_arn: str | None = None
+    ) -> None:
+        kms_key_arn = kms_key_arn or self.kms_key_arn
+        await self._shared.store.put(bucket, key, body, kms_key_arn=kms_key_arn)
 
     async def close(self) -> None:
         if self._acquired:

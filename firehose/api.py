@@ -26,6 +26,8 @@ from firehose.describe import describe
 from firehose.errors import (
     FirehoseError,
     InvalidArgumentError,
+    InvalidKMSResourceError,
+    LogKeyError,
     NotAcceptingError,
     RequestTimeoutError,
     ResourceNotFoundError,
@@ -417,8 +419,9 @@ class FirehoseApi:
         ids = f'"}},{{"RecordId":"{prefix}'.join(map(str, range(first_seq, first_seq + taken)))
         entries = [f'{{"RecordId":"{prefix}{ids}"}}'] if taken else []
         entries += [THROTTLED_ENTRY] * failed
+        encrypted = "true" if stream.encrypted else "false"
         return (
-            f'{{"FailedPutCount":{failed},"Encrypted":false,"RequestResponses":['
+            f'{{"FailedPutCount":{failed},"Encrypted":{encrypted},"RequestResponses":['
             f"{','.join(entries)}]}}"
         ).encode()
 
@@ -429,6 +432,12 @@ class FirehoseApi:
             first_seq, taken = await stream.put(records)
         except NotAcceptingError as exc:
             raise ServiceUnavailableError(str(exc)) from exc
+        except LogKeyError as exc:
+            raise InvalidKMSResourceError(
+                f"The encryption key of delivery stream {stream.name} cannot be used "
+                f"({exc.kms_code}).",
+                exc.kms_code,
+            ) from exc
         except WalError as exc:
             raise ServiceUnavailableError(
                 "The delivery stream cannot store records right now."
@@ -459,7 +468,10 @@ class FirehoseApi:
         first_seq, _ = await self._put(stream, records)
         if self._api_metrics is not None:
             self._api_metrics.put(stream.name, batch=False, records=1, size=size)
-        return {"RecordId": f"{self._record_id_prefix(stream)}{first_seq}", "Encrypted": False}
+        return {
+            "RecordId": f"{self._record_id_prefix(stream)}{first_seq}",
+            "Encrypted": stream.encrypted,
+        }
 
     async def put_record_batch(self, body: dict[str, Any]) -> bytes:
         name = _expect(body, "DeliveryStreamName", str)

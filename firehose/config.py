@@ -38,8 +38,10 @@ from firehose.config_base import (
     BufferingHints,
     DestinationSection,
     FieldProblems,
+    KmsEncryptionConfig,
     RetryOptions,
     S3Configuration,
+    S3Encryption,
     _alias,
     _explicitly_disabled,
     _Model,
@@ -48,6 +50,7 @@ from firehose.config_base import (
     checked_endpoint_url,
     field_spellings,
 )
+from firehose.config_encryption import DeliveryStreamEncryption
 from firehose.config_http import (
     CommonAttribute,
     EndpointConfiguration,
@@ -93,6 +96,7 @@ __all__ = [
     "BufferingHints",
     "CommonAttribute",
     "DeliveryStreamConfig",
+    "DeliveryStreamEncryption",
     "DestinationSection",
     "DocumentIdOptions",
     "ElasticsearchConfiguration",
@@ -102,6 +106,7 @@ __all__ = [
     "HttpEndpointBufferingHints",
     "HttpEndpointDestination",
     "KinesisStreamSource",
+    "KmsEncryptionConfig",
     "OpenSearchBufferingHints",
     "OpenSearchConfiguration",
     "RedshiftConfiguration",
@@ -110,6 +115,7 @@ __all__ = [
     "RequestConfiguration",
     "RetryOptions",
     "S3Configuration",
+    "S3Encryption",
     "SecretsManagerConfiguration",
     "SplunkBufferingHints",
     "SplunkConfiguration",
@@ -201,8 +207,8 @@ class DeliveryStreamConfig(_Model):
     direct_put_source_configuration: dict[str, Any] | None = Field(
         None, validation_alias=_alias("DirectPutSourceConfiguration")
     )
-    encryption: dict[str, Any] | None = Field(
-        None, validation_alias=_alias("DeliveryStreamEncryptionConfigurationInput")
+    encryption: DeliveryStreamEncryption | None = Field(
+        None, validation_alias=_alias("DeliveryStreamEncryptionConfigurationInput", "encryption")
     )
     # Ours: this stream's Direct PUT quotas, over the service's `--quotas` (firehose.quotas).
     quotas: StreamQuotas | None = Field(None, validation_alias=_alias("Quotas", "quotas"))
@@ -275,6 +281,16 @@ class DeliveryStreamConfig(_Model):
         if self.type != "KinesisStreamAsSource" and self.kinesis_source is not None:
             raise FieldProblems(
                 [("DeliveryStreamType", "must be KinesisStreamAsSource with this source")]
+            )
+        if self.type != "DirectPut" and self.encryption is not None:
+            raise FieldProblems(
+                [
+                    (
+                        "DeliveryStreamEncryptionConfigurationInput",
+                        f"is for DirectPut streams only: a {self.type} stream keeps no records "
+                        "at rest of its own (encrypt the Kinesis data stream instead)",
+                    )
+                ]
             )
         return self
 

@@ -4,7 +4,7 @@ hints, the destination section contract and the S3 bucket shape every kind backs
 from __future__ import annotations
 
 import re
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from pydantic import (
     AliasChoices,
@@ -47,6 +47,26 @@ _SHORTHANDS = {"bucket": "BucketARN"}
 STREAM_NAME_CHARACTERS = frozenset(
     "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-"
 )
+
+
+# The API's pattern for KMS key ARNs: a key or an alias, in a region and an account.
+KMS_KEY_ARN_PATTERN = re.compile(
+    r"^arn:[^:]+:kms:([a-z0-9-]+):(\d{12}):(key|alias)/[a-zA-Z0-9_+=,.@/-]+$", re.ASCII
+)
+KMS_KEY_ARN_HINT = "must look like arn:aws:kms:<region>:<account>:key/<id> (or :alias/<name>)"
+
+
+def checked_kms_key_arn(value: str) -> str:
+    if not KMS_KEY_ARN_PATTERN.match(value):
+        raise ValueError(KMS_KEY_ARN_HINT)
+    return value
+
+
+def kms_key_region(key_arn: str) -> str:
+    """The region a checked KMS key ARN names: where its KMS calls go."""
+    match = KMS_KEY_ARN_PATTERN.match(key_arn)
+    assert match is not None  # checked by the validators
+    return match.group(1)
 
 
 def checked_endpoint_url(value: str | None) -> str | None:
@@ -182,6 +202,54 @@ class DestinationSection(_Model):
         return None
 
 
+class KmsEncryptionConfig(_Model):
+    """`KMSEncryptionConfig`: objects are written with SSE-KMS under this key."""
+
+    aws_kms_key_arn: str = Field(validation_alias=_alias("AWSKMSKeyARN", "key_arn"))
+
+    @field_validator("aws_kms_key_arn")
+    @classmethod
+    def _check_key_arn(cls, value: str) -> str:
+        return checked_kms_key_arn(value)
+
+
+class S3Encryption(_Model):
+    """`EncryptionConfiguration` of an S3 section: exactly one of `NoEncryptionConfig:
+    NoEncryption` (the bucket's default applies) or `KMSEncryptionConfig`."""
+
+    no_encryption_config: Literal["NoEncryption"] | None = Field(
+        None, validation_alias=_alias("NoEncryptionConfig", "no_encryption")
+    )
+    kms_encryption_config: KmsEncryptionConfig | None = Field(
+        None, validation_alias=_alias("KMSEncryptionConfig", "kms")
+    )
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> S3Encryption:
+        given = (self.no_encryption_config is not None) + (self.kms_encryption_config is not None)
+        if given != 1:
+            how = "both are given" if given else "neither is given"
+            raise FieldProblems(
+                [
+                    (
+                        "EncryptionConfiguration",
+                        f"give exactly one of NoEncryptionConfig or KMSEncryptionConfig: {how}",
+                    )
+                ]
+            )
+        return self
+
+    @property
+    def kms_key_arn(self) -> str | None:
+        config = self.kms_encryption_config
+        return None if config is None else config.aws_kms_key_arn
+
+    def description(self) -> dict[str, Any]:
+        if self.kms_key_arn is None:
+            return {"NoEncryptionConfig": "NoEncryption"}
+        return {"KMSEncryptionConfig": {"AWSKMSKeyARN": self.kms_key_arn}}
+
+
 class S3Configuration(_Model):
     """The plain S3 destination shape (`S3DestinationConfiguration`): a bucket, its prefixes,
     buffering and compression.
@@ -215,8 +283,8 @@ class S3Configuration(_Model):
     )
     # Accepted so that real CreateDeliveryStream bodies load; they change nothing here.
     role_arn: str | None = Field(None, validation_alias=_alias("RoleARN", "role_arn"))
-    encryption_configuration: dict[str, Any] | None = Field(
-        None, validation_alias=_alias("EncryptionConfiguration")
+    encryption_configuration: S3Encryption | None = Field(
+        None, validation_alias=_alias("EncryptionConfiguration", "encryption")
     )
     cloud_watch_logging_options: dict[str, Any] | None = Field(
         None, validation_alias=_alias("CloudWatchLoggingOptions")
@@ -289,6 +357,12 @@ class S3Configuration(_Model):
         return match.group(1)
 
     @property
+    def kms_key_arn(self) -> str | None:
+        """The key its objects are written under with SSE-KMS; None: no SSE header is sent."""
+        encryption = self.encryption_configuration
+        return None if encryption is None else encryption.kms_key_arn
+
+    @property
     def extension(self) -> str:
         """The object name suffix: the codec's (the plain shape has no FileExtension)."""
         return CODECS[self.compression_format].extension
@@ -309,8 +383,9 @@ class S3Configuration(_Model):
                 "IntervalInSeconds": self.buffering_hints.interval_in_seconds,
             },
             "CompressionFormat": self.compression_format,
-            "EncryptionConfiguration": self.encryption_configuration
-            or {"NoEncryptionConfig": "NoEncryption"},
+            "EncryptionConfiguration": self.encryption_configuration.description()
+            if self.encryption_configuration is not None
+            else {"NoEncryptionConfig": "NoEncryption"},
             "CloudWatchLoggingOptions": self.cloud_watch_logging_options or {"Enabled": False},
         }
         if self.error_output_prefix:

@@ -23,7 +23,9 @@ def describe(
         "DeliveryStreamARN": stream_arn(config.name, region=region, account_id=account_id),
         "DeliveryStreamStatus": "ACTIVE",
         "DeliveryStreamType": config.type,
-        "DeliveryStreamEncryptionConfiguration": {"Status": "DISABLED"},
+        "DeliveryStreamEncryptionConfiguration": {"Status": "DISABLED"}
+        if config.encryption is None
+        else config.encryption.description(),
         "VersionId": "1",
         "CreateTimestamp": created_at,
         "LastUpdateTimestamp": created_at,

@@ -7,9 +7,11 @@
     ├── InvalidArgumentError            InvalidArgumentException (400)
     ├── ResourceNotFoundError           ResourceNotFoundException (400)
     ├── RequestTimeoutError             RequestTimeoutException (408): body too slow
+    ├── InvalidKMSResourceError         InvalidKMSResourceException (400): a log key is unusable
     └── ServiceUnavailableError         ServiceUnavailableException (503): retry later
     DeliveryError                       a destination could not take a batch (`retriable`)
     WalError                            the write-ahead log could not be written or read
+    LogKeyError                         a key of an encrypted log cannot be had (`kms_code`)
     NotAcceptingError                   a stream is not open, or closing: put nothing now
     StartError                          the service cannot start: port taken, data dir unusable
 
@@ -32,6 +34,10 @@ class FirehoseError(Exception):
     def __init__(self, message: str) -> None:
         super().__init__(message)
         self.message = message
+
+    def body(self) -> dict[str, Any]:
+        """The error's JSON body on the wire."""
+        return {"__type": self.code, "message": self.message}
 
 
 class ValidationError(FirehoseError):
@@ -72,6 +78,21 @@ class RequestTimeoutError(FirehoseError):
     status = 408
 
 
+class InvalidKMSResourceError(FirehoseError):
+    """A stream whose log key KMS (or the local key file) refused: `kms_code` says why, and is
+    sent as the error's `code` member."""
+
+    code = "InvalidKMSResourceException"
+    status = 400
+
+    def __init__(self, message: str, kms_code: str) -> None:
+        super().__init__(message)
+        self.kms_code = kms_code
+
+    def body(self) -> dict[str, Any]:
+        return {**super().body(), "code": self.kms_code}
+
+
 class ServiceUnavailableError(FirehoseError):
     code = "ServiceUnavailableException"
     status = 503
@@ -104,6 +125,16 @@ class DeliveryError(Exception):
 
 class WalError(Exception):
     """The write-ahead log failed (disk full, I/O error): the failed append is not acknowledged."""
+
+
+class LogKeyError(Exception):
+    """A data key of an encrypted log cannot be had: the local key file is missing or not the
+    one the key was wrapped with, or KMS refused. `kms_code` is KMS's error code
+    (`NotFoundException`, `DisabledException`, …), or ours for the local key file."""
+
+    def __init__(self, message: str, kms_code: str = "NotFoundException") -> None:
+        super().__init__(message)
+        self.kms_code = kms_code
 
 
 class NotAcceptingError(Exception):

@@ -100,7 +100,7 @@ def first_line(text: str) -> str:
 def error_response(exc: FirehoseError, request_id: str, status: int | None = None) -> web.Response:
     return web.Response(
         status=status or exc.status,
-        body=orjson.dumps({"__type": exc.code, "message": exc.message}),
+        body=orjson.dumps(exc.body()),
         content_type=CONTENT_TYPE,
         headers={"x-amzn-RequestId": request_id, "x-amzn-ErrorType": exc.code},
     )

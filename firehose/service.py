@@ -106,6 +106,7 @@ class Service:
             source_backup=build_source_backup(config, context),
             max_active_partitions=settings.max_active_partitions,
             max_buffered_bytes=settings.max_partition_buffer_mib * 1024 * 1024,
+            log_key_file=settings.log_key_file,
         )
 
     async def start(self) -> None:

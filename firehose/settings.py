@@ -34,6 +34,11 @@ class Settings(BaseSettings):
         2048, ge=1, description="per stream; past it puts answer ServiceUnavailableException"
     )
     wal_segment_mib: int = Field(64, ge=1, le=1024, description="write-ahead log segment size")
+    log_key_file: Path | None = Field(
+        None,
+        description="32 random bytes that wrap the data keys of logs encrypted with "
+        "AWS_OWNED_CMK; unset: <data dir>/log-master.key, created on first need",
+    )
     s3_endpoint_url: str | None = Field(
         None, description="overrides every stream's S3 endpoint: http(s)://… or file://DIR"
     )

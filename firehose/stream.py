@@ -25,8 +25,10 @@ from firehose.buffer import low_water_mark
 from firehose.config import DeliveryStreamConfig
 from firehose.delivery import STALL_SECONDS, DeliveryCounters, DeliveryState, Output
 from firehose.destination import Destination, ErrorOutput, SourceBackup
-from firehose.errors import DeliveryError, NotAcceptingError, WalError
+from firehose.errors import DeliveryError, LogKeyError, NotAcceptingError, WalError
+from firehose.log_keys import LogKeyring
 from firehose.logs import STREAM_NAME
+from firehose.master_keys import DEFAULT_KEY_FILE, LocalKeyFile
 from firehose.retry import RetryPolicy
 from firehose.stage import PassThrough, ProcessingCounters, Stage
 from firehose.wal import RecoveryReport, WriteAheadLog
@@ -85,13 +87,24 @@ class DeliveryStream:
         retry_policy: RetryPolicy | None = None,
         max_active_partitions: int | None = None,
         max_buffered_bytes: int | None = None,
+        log_key_file: Path | None = None,
     ) -> None:
         self.config = config
         self.name = config.name
         self.destination = destination
         self.stage: Stage = stage or PassThrough()
         self._read_bytes = READ_BYTES if stage is None else STAGE_READ_BYTES
-        self.wal = WriteAheadLog(log_directory(data_dir, config.name), segment_bytes=segment_bytes)
+        directory = log_directory(data_dir, config.name)
+        local_key = (
+            LocalKeyFile(data_dir / DEFAULT_KEY_FILE, creatable=True)
+            if log_key_file is None
+            else LocalKeyFile(log_key_file, creatable=False)
+        )
+        self.log_keys = LogKeyring(directory, local_key)
+        self.wal = WriteAheadLog(directory, segment_bytes=segment_bytes, keys=self.log_keys.cipher)
+        # Why the stream's log keys cannot be had (KMS refused, key file missing), if so: it
+        # then accepts no records.
+        self.key_failure: LogKeyError | None = None
         self.max_undelivered_bytes = max_undelivered_bytes
         section = config.destination
         self.counters = StreamCounters()
@@ -139,8 +152,23 @@ class DeliveryStream:
     # -- lifecycle ------------------------------------------------------------------------
 
     async def open(self) -> None:
-        """Recover the log (in a thread: it may read gigabytes), then start delivering."""
-        report = await asyncio.get_running_loop().run_in_executor(None, self.wal.open)
+        """Recover the log (in a thread: it may read gigabytes), then start delivering.
+
+        A log whose keys cannot be had stays closed, and the stream refuses puts with the key's
+        error; a stream that cannot get a key for new frames delivers its log, and refuses puts.
+        """
+        try:
+            await self.log_keys.load()
+            report = await asyncio.get_running_loop().run_in_executor(None, self.wal.open)
+        except LogKeyError as exc:
+            self._key_refused(exc, "cannot read its log, which stays as it is")
+            return
+        try:
+            if self.config.encryption is not None:
+                self.wal.sealing = await self.log_keys.new_sealing_key(self.config.encryption)
+        except LogKeyError as exc:
+            self._key_refused(exc, "cannot encrypt new records; delivering what its log holds")
+        self.log_keys.retain(self.wal.key_ids_in_use())
         self.counters.recovery = report
         self.undelivered_bytes = report.bytes_pending
         if report.records_pending:
@@ -154,7 +182,21 @@ class DeliveryStream:
         for output in self.outputs:
             await output.destination.start()
         self._task = asyncio.create_task(self._deliver_loop(), name=f"deliver-{self.name}")
-        self.accepting = True
+        self.accepting = self.key_failure is None
+
+    def _key_refused(self, exc: LogKeyError, outcome: str) -> None:
+        self.key_failure = exc
+        log.error(
+            "stream %s: %s (%s); it accepts no records until it is opened again with the key",
+            self.name,
+            exc,
+            outcome,
+        )
+
+    @property
+    def encrypted(self) -> bool:
+        """Whether new records are encrypted at rest in the log: `Encrypted` of put answers."""
+        return self.wal.sealing is not None
 
     async def close(self, timeout: float) -> bool:
         """Flush every buffer and deliver it; True if nothing is left undelivered.
@@ -181,7 +223,7 @@ class DeliveryStream:
                 log.exception("stream %s: delivery failed during shutdown", self.name)
             delivered_all = self.wal.delivered_seq >= self.wal.next_seq - 1
         await self.stage.close()
-        for output in self.outputs:
+        for output in self.outputs if self._task is not None else []:  # started with the task
             await output.destination.close()
         if self.main.error_output is not None:
             await self.main.error_output.close()
@@ -204,6 +246,8 @@ class DeliveryStream:
         NotAcceptingError before open and after close, WalError when the log cannot be written.
         """
         if not self.accepting:
+            if self.key_failure is not None:
+                raise self.key_failure
             raise NotAcceptingError(f"Delivery stream {self.name} is not accepting records.")
         room = self.max_undelivered_bytes - self.undelivered_bytes
         taken, size = len(records), sum(map(len, records))
@@ -385,6 +429,7 @@ class DeliveryStream:
             log.error("stream %s: %s (records may be delivered again after a restart)",
                       self.name, exc)  # fmt: skip
             return False
+        self.log_keys.retain(self.wal.key_ids_in_use())
         sizes = self._read_sizes
         while sizes and sizes[0][0] <= safe:
             self.undelivered_bytes -= sizes.popleft()[1]
@@ -434,6 +479,7 @@ class DeliveryStream:
         report = self.counters.recovery
         health: dict[str, Any] = {
             "accepting": self.accepting and self.wal.failure is None,
+            "encrypted": self.encrypted,
             "delivery": self.delivery_state.value,
             "delivering": self.delivering,
             "last_error": self.counters.last_error,
@@ -443,7 +489,8 @@ class DeliveryStream:
             else round(max(0, now_ms() - oldest) / 1000, 3),
             "buffered_partitions": self.main.buffers.partitions,
             "log": {
-                "failure": self.wal.failure,
+                "failure": self.wal.failure
+                or (None if self.key_failure is None else f"key: {self.key_failure}"),
                 "records_lost_at_start": report.records_lost,
                 "problems": [
                     {"kind": p.kind, "message": p.message, "records_affected": p.records_affected}
@@ -463,6 +510,7 @@ class DeliveryStream:
         """Accepting and delivering normally: what /health's overall status sums up."""
         return (
             self.accepting
+            and self.key_failure is None
             and self.wal.failure is None
             and self.delivery_state in (DeliveryState.IDLE, DeliveryState.DELIVERING)
         )

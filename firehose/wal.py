@@ -25,18 +25,24 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
 from firehose.durable import fsync_directory, lock_exclusively, replace_durably
-from firehose.errors import WalError
+from firehose.errors import LogKeyError, WalError
 from firehose.frames import (
     HEADER_SIZE,
     MAX_PAYLOAD,
     Frame,
+    KeyLookup,
+    SealedFrame,
+    SealingKey,
     can_follow,
     cut_frame_size,
     encode_frame,
     encode_frame_parts,
     parse_frame,
     resync,
+    unseal,
 )
 
 __all__ = [
@@ -79,6 +85,7 @@ class Segment:
     size: int = 0  # bytes of valid frames; for the active segment, bytes written
     synced_size: int = 0  # bytes known to be on disk (what readers may see)
     fd: int | None = None
+    key_ids: set[bytes] = field(default_factory=set)  # the data keys its sealed frames name
 
 
 @dataclass
@@ -133,7 +140,8 @@ class SegmentScanner:
     spans chunks.
     """
 
-    def __init__(self, first_seq: int | None) -> None:
+    def __init__(self, first_seq: int | None, keys: KeyLookup | None = None) -> None:
+        self.keys = keys or no_keys
         self.offset = 0  # where the next chunk starts
         self.last_seq = None if first_seq is None else first_seq - 1  # of the last good frame
         self.good_end = 0  # where that frame ended: frames found by resync are judged by it
@@ -155,16 +163,20 @@ class SegmentScanner:
         pos = 0
         while pos < len(data):
             at = base + pos
-            frame = parse_frame(view, pos)
-            if frame is None:
+            found = parse_frame(view, pos)
+            if found is None:
                 full = cut_frame_size(view, pos)
                 if full is not None and at + full <= size:
                     if pos > 0:
                         break  # the next chunk starts at this frame
-                    frame = parse_frame(memoryview(read_at(at, full)), 0)  # larger than a chunk
-            if frame is not None and (
-                at == self.good_end or can_follow(frame, self.last_seq, at - self.good_end)
+                    found = parse_frame(memoryview(read_at(at, full)), 0)  # larger than a chunk
+            frame = None
+            if found is not None and (
+                at == self.good_end or can_follow(found, self.last_seq, at - self.good_end)
             ):
+                # A missing key raises: frames it cannot read are not garbage to skip.
+                frame = unseal(found, self.keys) if isinstance(found, SealedFrame) else found
+            if frame is not None:
                 self._end_bad_stretch(scanned, at)
                 end = at + frame.size
                 scanned.append((frame, at, end))
@@ -185,13 +197,20 @@ class SegmentScanner:
             self._bad_start = None
 
 
-def scan_frames(data: bytes, first_seq: int | None = None) -> Iterator[Scanned]:
+def no_keys(key_id: bytes) -> AESGCM:
+    """The key lookup of a log given no keys: a sealed frame cannot be read."""
+    raise LogKeyError(f"a frame is sealed with data key {key_id.hex()} and no key is available")
+
+
+def scan_frames(
+    data: bytes, first_seq: int | None = None, keys: KeyLookup | None = None
+) -> Iterator[Scanned]:
     """Scan a whole segment held in memory, for tools and tests: (frame or None, start, end).
 
     Given the segment's `first_seq`, a frame found by resynchronising must continue the seqs
     before it.
     """
-    scanner = SegmentScanner(first_seq)
+    scanner = SegmentScanner(first_seq, keys)
     while scanner.offset < len(data):
         yield from scanner.step(lambda at, length: data[at : at + length], len(data), len(data))
 
@@ -236,6 +255,8 @@ class _Recovery:
         self.expected = max(self.expected, segment.first_seq)
 
     def frame(self, segment: Segment, frame: Frame, offset: int) -> None:
+        if frame.key_id is not None:
+            segment.key_ids.add(frame.key_id)
         self._arrive(frame.first_seq, f"in {segment.path} before offset {offset}")
         self.expected = max(self.expected, frame.last_seq + 1)
         self.seen_end = max(self.seen_end, frame.last_seq)
@@ -304,9 +325,18 @@ class _Recovery:
 class WriteAheadLog:
     """One stream's log. All methods but the `_sync_*` helpers run on the event loop's thread."""
 
-    def __init__(self, directory: Path, *, segment_bytes: int = 64 * 1024 * 1024) -> None:
+    def __init__(
+        self,
+        directory: Path,
+        *,
+        segment_bytes: int = 64 * 1024 * 1024,
+        keys: KeyLookup | None = None,
+    ) -> None:
         self.directory = directory
         self.segment_bytes = segment_bytes
+        self.keys = keys or no_keys  # the data keys of the sealed frames it holds
+        # Given: new frames are sealed with it. The log reads sealed and plain frames alike.
+        self.sealing: SealingKey | None = None
         self.segments: list[Segment] = []
         self.delivered_seq = 0
         self.next_seq = 1
@@ -378,7 +408,7 @@ class WriteAheadLog:
         Returns whether the segment holds a valid frame. Reads it a chunk at a time: a segment
         may be larger than the memory recovery should take.
         """
-        scanner = SegmentScanner(segment.first_seq)
+        scanner = SegmentScanner(segment.first_seq, self.keys)
         with segment.path.open("r+b") as handle:
             size = os.fstat(handle.fileno()).st_size
             read_at = _read_at(handle.fileno())
@@ -446,7 +476,8 @@ class WriteAheadLog:
         if self._failed is not None:
             raise WalError(f"write-ahead log failed earlier: {self._failed}")
         first_seq = self.next_seq
-        header, payload = encode_frame_parts(first_seq, arrival_ms, records)
+        sealing = self.sealing
+        header, payload = encode_frame_parts(first_seq, arrival_ms, records, sealing)
         frame_size = len(header) + len(payload)
         if len(payload) > MAX_PAYLOAD:
             # Recovery and readers take a longer frame for garbage: never acknowledge one.
@@ -461,6 +492,8 @@ class WriteAheadLog:
                 self._drop_empty(segment)
             raise WalError(f"cannot write the write-ahead log: {exc}") from exc
         segment.size += frame_size
+        if sealing is not None:
+            segment.key_ids.add(sealing.key_id)
         self.next_seq = first_seq + len(records)
         self._written += 1
         if not self._dirty or self._dirty[-1] is not segment:
@@ -635,6 +668,13 @@ class WriteAheadLog:
     def reader(self, after_seq: int | None = None) -> WalReader:
         return WalReader(self, self.delivered_seq if after_seq is None else after_seq)
 
+    def key_ids_in_use(self) -> set[bytes]:
+        """The data keys that frames still in the log need, and the one sealing new frames."""
+        in_use = {key_id for segment in self.segments for key_id in segment.key_ids}
+        if self.sealing is not None:
+            in_use.add(self.sealing.key_id)
+        return in_use
+
     def committed(self) -> list[tuple[Path, int, int]]:
         """(path, first seq, durable size) of every segment: what a reader may read now."""
         return [(s.path, s.first_seq, s.synced_size) for s in self.segments]
@@ -660,7 +700,7 @@ class WalReader:
         self._wal = wal
         self.after_seq = after_seq
         self._first_seq: int | None = None  # the segment being read; earlier ones are done
-        self._scanner = SegmentScanner(None)  # where in it, and its last good frame
+        self._scanner = SegmentScanner(None, wal.keys)  # where in it, and its last good frame
 
     async def read(self, max_bytes: int = READ_CHUNK) -> list[Frame]:
         """Committed frames not read yet, about `max_bytes` of them; [] when caught up.
@@ -687,7 +727,8 @@ class WalReader:
             if size == 0:
                 break  # nothing of it is durable yet, so nothing after it is either
             if first_seq != self._first_seq:
-                self._first_seq, self._scanner = first_seq, SegmentScanner(first_seq)
+                self._first_seq = first_seq
+                self._scanner = SegmentScanner(first_seq, self._wal.keys)
             if self._scanner.offset < size:
                 budget = self._read_segment(path, size, budget, frames)
             if budget <= 0:

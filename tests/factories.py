@@ -14,18 +14,25 @@ from tests.memory_destination import MemoryDestination
 
 
 def stream_config(
-    name: str = "events", *, size_mib: int = 5, interval: int = 300, **s3: Any
+    name: str = "events",
+    *,
+    size_mib: int = 5,
+    interval: int = 300,
+    encryption: dict[str, Any] | None = None,
+    **s3: Any,
 ) -> DeliveryStreamConfig:
-    return DeliveryStreamConfig.model_validate(
-        {
-            "DeliveryStreamName": name,
-            "ExtendedS3DestinationConfiguration": {
-                "BucketARN": "arn:aws:s3:::bucket",
-                "BufferingHints": {"SizeInMBs": size_mib, "IntervalInSeconds": interval},
-                **s3,
-            },
-        }
-    )
+    """An S3 stream; `encryption` is its DeliveryStreamEncryptionConfigurationInput."""
+    body: dict[str, Any] = {
+        "DeliveryStreamName": name,
+        "ExtendedS3DestinationConfiguration": {
+            "BucketARN": "arn:aws:s3:::bucket",
+            "BufferingHints": {"SizeInMBs": size_mib, "IntervalInSeconds": interval},
+            **s3,
+        },
+    }
+    if encryption is not None:
+        body["DeliveryStreamEncryptionConfigurationInput"] = encryption
+    return DeliveryStreamConfig.model_validate(body)
 
 
 def memory_stream(
@@ -38,6 +45,7 @@ def memory_stream(
     retry_policy: RetryPolicy | None = None,
     stall_seconds: float = STALL_SECONDS,
     source_backup: SourceBackup | None = None,
+    log_key_file: Path | None = None,
     **config: Any,
 ) -> tuple[DeliveryStream, MemoryDestination]:
     destination = destination or MemoryDestination()
@@ -51,5 +59,6 @@ def memory_stream(
         retry_policy=retry_policy,
         stall_seconds=stall_seconds,
         source_backup=source_backup,
+        log_key_file=log_key_file,
     )
     return stream, destination

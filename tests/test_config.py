@@ -118,7 +118,9 @@ def test_create_delivery_stream_body_loads_as_is(tmp_path: Path) -> None:
     assert s3.custom_time_zone == "Asia/Tokyo"
     assert s3.cloud_watch_logging_options is not None
     assert s3.cloud_watch_logging_options["Enabled"] is True
-    assert s3.encryption_configuration == {"NoEncryptionConfig": "NoEncryption"}
+    assert s3.encryption_configuration is not None
+    assert s3.encryption_configuration.no_encryption_config == "NoEncryption"
+    assert s3.kms_key_arn is None
     assert s3.processing_configuration is not None
     assert s3.processing_configuration.description() == {"Enabled": False, "Processors": []}
     assert s3.s3_backup_mode == "Disabled"

@@ -232,10 +232,12 @@ class FlakyStore(S3ObjectStore):
         self.failing: str | None = None
         self.puts: list[str] = []
 
-    async def put(self, bucket: str, key: str, body: bytes) -> None:
+    async def put(
+        self, bucket: str, key: str, body: bytes, *, kms_key_arn: str | None = None
+    ) -> None:
         if self.failing is not None and key.startswith(self.failing):
             raise DeliveryError(f"PutObject {key}: down", code="S3.ConnectionFailed")
-        await super().put(bucket, key, body)
+        await super().put(bucket, key, body, kms_key_arn=kms_key_arn)
         self.puts.append(key)
 
 

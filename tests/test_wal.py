@@ -14,11 +14,22 @@ import threading
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 import pytest
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from firehose.errors import WalError
-from firehose.frames import HEADER_SIZE, MAGIC, Frame, encode_frame
+from firehose.errors import LogKeyError, WalError
+from firehose.frames import (
+    HEADER_SIZE,
+    KEY_ID_SIZE,
+    MAGIC,
+    SEALED_HEADER_SIZE,
+    TAG_SIZE,
+    Frame,
+    SealingKey,
+    encode_frame,
+)
 from firehose.wal import (
     READ_CHUNK,
     SEGMENT_SUFFIX,
@@ -42,17 +53,54 @@ def log_dir(tmp_path: Path) -> Path:
     return tmp_path / "log"
 
 
+# The data keys of sealed frames, by id, across the logs of a test session.
+KEYS: dict[bytes, AESGCM] = {}
+
+
+def known_key(key_id: bytes) -> AESGCM:
+    key = KEYS.get(key_id)
+    if key is None:
+        raise LogKeyError(f"no data key {key_id.hex()} (test)")
+    return key
+
+
+def new_sealing_key() -> SealingKey:
+    key_id, key = os.urandom(KEY_ID_SIZE), AESGCM.generate_key(256)
+    KEYS[key_id] = AESGCM(key)
+    return SealingKey(key_id, key)
+
+
+def overhead(sealed: bool) -> int:
+    """What a frame takes in the log beyond its records and their lengths."""
+    return SEALED_HEADER_SIZE + TAG_SIZE if sealed else HEADER_SIZE
+
+
+def stored_size(records: list[bytes], sealed: bool) -> int:
+    return overhead(sealed) + 4 * len(records) + sum(map(len, records))
+
+
+@pytest.fixture(params=["plain", "sealed"])
+def sealed(request: pytest.FixtureRequest) -> bool:
+    """Every test of the log runs on plain frames and on sealed ones: both are found, checked,
+    skipped and reported alike."""
+    return bool(request.param == "sealed")
+
+
 @pytest.fixture
-async def open_log(log_dir: Path) -> AsyncIterator[OpenLog]:
-    """Opens a log (on `log_dir` unless told otherwise); every log opened is closed at the end."""
+async def open_log(log_dir: Path, sealed: bool) -> AsyncIterator[OpenLog]:
+    """Opens a log (on `log_dir` unless told otherwise); every log opened is closed at the end.
+    With `sealed`, each opening seals its frames with a data key of its own, as a run does."""
     opened: list[WriteAheadLog] = []
 
     def factory(
-        directory: Path | None = None, **options: int
+        directory: Path | None = None, **options: Any
     ) -> tuple[WriteAheadLog, RecoveryReport]:
-        wal = WriteAheadLog(directory or log_dir, **options)
+        wal = WriteAheadLog(directory or log_dir, keys=known_key, **options)
         opened.append(wal)
-        return wal, wal.open()
+        report = wal.open()
+        if sealed:
+            wal.sealing = new_sealing_key()
+        return wal, report
 
     yield factory
     for wal in opened:
@@ -97,7 +145,7 @@ async def read_records(
 def segment_records(path: Path) -> list[Record]:
     """The records of one segment file, as a fresh scan of it sees them."""
     first_seq = int(path.name.removesuffix(SEGMENT_SUFFIX))
-    frames = scan_frames(path.read_bytes(), first_seq)
+    frames = scan_frames(path.read_bytes(), first_seq, known_key)
     return [
         record for frame, _, _ in frames if frame is not None for record in frame_records(frame)
     ]
@@ -173,7 +221,7 @@ async def test_reopened_log_writes_a_new_segment(open_log: OpenLog, log_dir: Pat
     assert len(files) == 2 and files[0] == old
     assert old.read_bytes() == old_bytes, "an old segment was appended to"
     assert files[1].name == f"{2:020d}{SEGMENT_SUFFIX}"
-    [(frame, _, _)] = list(scan_frames(files[1].read_bytes(), 2))
+    [(frame, _, _)] = list(scan_frames(files[1].read_bytes(), 2, known_key))
     assert frame is not None and frame_records(frame) == [(2, 2, b"second run")]
 
 
@@ -203,7 +251,7 @@ async def test_leftover_file_with_the_next_segments_name_is_not_appended_to(
     wal, report = open_log()
     assert len(report.corruptions) == 1 and report.corruptions[0].path == stale
     await put(wal, [b"c"], 2)
-    [(frame, _, _)] = list(scan_frames(stale.read_bytes(), 3))  # a clean segment
+    [(frame, _, _)] = list(scan_frames(stale.read_bytes(), 3, known_key))  # a clean segment
     assert frame is not None and frame_records(frame) == [(3, 2, b"c")]
     assert await read_records(wal, 0) == [(1, 1, b"a"), (2, 1, b"b"), (3, 2, b"c")]
 
@@ -395,11 +443,12 @@ async def test_fdatasync_failure_after_append_before_sync(
 
 
 async def test_put_larger_than_a_frame_may_be_is_refused(
-    open_log: OpenLog, monkeypatch: pytest.MonkeyPatch
+    open_log: OpenLog, monkeypatch: pytest.MonkeyPatch, sealed: bool
 ) -> None:
     monkeypatch.setattr("firehose.wal.MAX_PAYLOAD", 1000)
     wal, _ = open_log()
-    expected = await put(wal, [b"a" * 990], 1)  # 4 bytes of length + 990: fits
+    tag = TAG_SIZE if sealed else 0
+    expected = await put(wal, [b"a" * (990 - tag)], 1)  # 4 bytes of length + 990: fits
     with pytest.raises(WalError):
         wal.append([b"b" * 500, b"c" * 500], 2)
     assert wal.next_seq == 2
@@ -508,7 +557,7 @@ async def test_segments_rotate_at_segment_bytes(open_log: OpenLog, log_dir: Path
     assert len(files) >= 8
     for path in files:
         data = path.read_bytes()
-        frames = [frame for frame, _, _ in scan_frames(data) if frame is not None]
+        frames = [frame for frame, _, _ in scan_frames(data, None, known_key) if frame is not None]
         assert frames and sum(f.count for f in frames) == len(segment_records(path))
         # Named after the first seq it holds; over the limit only when one frame is.
         assert path.name == f"{frames[0].first_seq:020d}{SEGMENT_SUFFIX}"
@@ -821,19 +870,20 @@ async def write_frames(
 
 
 LAST_FRAME = [b"hello", b"", b"0123456789" * 4]  # 32 header + 12 lengths + 45 data = 89 bytes
-LAST_FRAME_SIZE = HEADER_SIZE + 4 * 3 + 45
 
 
 @pytest.mark.parametrize(
     "keep",
     [1, 3, 4, 6, 8, 11, 12, 16, 20, 27, 31, 32, 33, 36, 43, 44, 45, 49, 50, 70, 88],
 )
-async def test_torn_tail_is_cut_and_reported(open_log: OpenLog, log_dir: Path, keep: int) -> None:
+async def test_torn_tail_is_cut_and_reported(
+    open_log: OpenLog, log_dir: Path, keep: int, sealed: bool
+) -> None:
     written, offsets = await write_frames(
         open_log, [[b"a" * 10], [b"b" * 20, b"c"], [b"FHW1" * 3], LAST_FRAME]
     )
     [path] = segment_files(log_dir)
-    assert path.stat().st_size == offsets[3] + LAST_FRAME_SIZE
+    assert path.stat().st_size == offsets[3] + stored_size(LAST_FRAME, sealed)
     with path.open("r+b") as handle:
         handle.truncate(offsets[3] + keep)
 
@@ -857,15 +907,18 @@ async def test_torn_tail_is_cut_and_reported(open_log: OpenLog, log_dir: Path, k
     assert await read_records(wal) == kept
 
 
-async def test_torn_tail_in_an_older_segment(open_log: OpenLog, log_dir: Path) -> None:
+async def test_torn_tail_in_an_older_segment(
+    open_log: OpenLog, log_dir: Path, sealed: bool
+) -> None:
+    segment_bytes = 2 * stored_size([b"a" * 50], sealed) + 28  # two frames each
     written, _ = await write_frames(
-        open_log, [[b"a" * 50], [b"b" * 50], [b"c" * 50], [b"d" * 50]], segment_bytes=200
+        open_log, [[b"a" * 50], [b"b" * 50], [b"c" * 50], [b"d" * 50]], segment_bytes=segment_bytes
     )
     files = segment_files(log_dir)
     assert len(files) == 2
     with files[0].open("r+b") as handle:
         handle.truncate(files[0].stat().st_size - 7)  # the second frame of the first segment
-    wal, report = open_log(segment_bytes=200)
+    wal, report = open_log(segment_bytes=segment_bytes)
     assert len(report.corruptions) == 1 and report.corruptions[0].path == files[0]
     # The next segment's name says which seqs the torn frame held: it was acknowledged.
     [problem] = report.problems
@@ -1134,12 +1187,12 @@ MIB = 1024 * 1024
 
 @pytest.mark.parametrize("next_start", [MIB - 2, MIB - 4, MIB - 6, MIB - 20, MIB - 4000, MIB + 5])
 async def test_reader_resyncs_onto_a_frame_cut_by_its_read_chunk(
-    open_log: OpenLog, log_dir: Path, next_start: int
+    open_log: OpenLog, log_dir: Path, next_start: int, sealed: bool
 ) -> None:
     # Frames 0 and 1, a corrupt frame 2, then frame 3 starting near the reader's 1 MiB chunk end.
-    overhead = HEADER_SIZE + 4
+    each = overhead(sealed) + 4
     sizes = [300_000, 300_000]
-    sizes.append(next_start - 2 * (300_000 + overhead) - overhead)
+    sizes.append(next_start - 2 * (300_000 + each) - each)
     sizes.append(400_000)
     written, offsets = await write_frames(
         open_log, [[bytes([65 + i]) * size] for i, size in enumerate(sizes)]
@@ -1430,6 +1483,7 @@ async def test_no_fd_for_a_new_segment_fails_only_that_append(
 FD_LIMIT_SCRIPT = """
 import asyncio, os, resource, sys
 from pathlib import Path
+from typing import Any
 from firehose.errors import WalError
 from firehose.wal import WriteAheadLog
 

@@ -27,6 +27,7 @@ START_DEADLINE_S = 60.0
 # SeaweedFS derives a gRPC port as HTTP port + 10000 in places that ignore -*.port.grpc.
 GRPC_PORT_OFFSET = 10000
 PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
+VOLUME_SIZE_MB = 128  # SeaweedFS's volume size: small, so that many buckets fit
 UNIX_PATH_MAX = 108  # sun_path size on Linux
 
 
@@ -185,6 +186,9 @@ def start_seaweedfs(workdir: Path) -> tuple[S3Server, subprocess.Popen[bytes]]:
         f"-ip={HOST}",
         f"-ip.bind={HOST}",
         "-master.telemetry=false",
+        # Every bucket takes a volume of its own, and the volume count is free disk / volume
+        # size: with the 1 GiB default, a whole test session runs out on a half-full disk.
+        f"-master.volumeSizeLimitMB={VOLUME_SIZE_MB}",
         # The volume server's stop waits for its idle connections to time out (30 s default).
         "-idleTimeout=5",
         # One volume per bucket: left to itself, mini allows free disk / 1 GiB volumes, which a
