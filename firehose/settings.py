@@ -113,6 +113,13 @@ class Settings(BaseSettings):
         None, description="epoch seconds AT_TIMESTAMP starts at"
     )
     log_level: str = Field("INFO", description="DEBUG, INFO, WARNING, ERROR or CRITICAL")
+    credentials_file: Path | None = Field(
+        None,
+        description="AWS CLI credentials file whose keys may call the API (SigV4); "
+        "unset: every request is accepted unsigned",
+    )
+    tls_cert: Path | None = Field(None, description="PEM certificate (chain): serve HTTPS")
+    tls_key: Path | None = Field(None, description="PEM private key of --tls-cert")
 
     @field_validator("s3_endpoint_url")
     @classmethod
