@@ -18,6 +18,9 @@ from firehose.config_load import ConfigError, load_configs
 from firehose.errors import StartError, WalError
 from firehose.settings import ENV_PREFIX, Settings, SettingsError, load_settings
 
+# Loggers of the AWS SDK (and the HTTP client under boto3), kept at INFO or above.
+SDK_LOGGERS = ("botocore", "aiobotocore", "boto3", "s3transfer", "urllib3")
+
 
 def _version() -> str:
     try:
@@ -91,6 +94,7 @@ def main(argv: list[str] | None = None) -> int:
         level=settings.log_level.upper(),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    _quiet_sdk_debug()
     try:
         if args.command == "validate":
             from firehose.service import CONFIG_CHECKS
@@ -112,6 +116,14 @@ def main(argv: list[str] | None = None) -> int:
     except (StartError, WalError) as exc:
         print(f"cannot start: {exc}", file=sys.stderr)
         return 1
+
+
+def _quiet_sdk_debug() -> None:
+    """The AWS SDK's DEBUG output holds signed requests (access key ids in their headers), so
+    its loggers stay at INFO even when the service's level is DEBUG."""
+    for name in SDK_LOGGERS:
+        logger = logging.getLogger(name)
+        logger.setLevel(max(logging.INFO, logger.getEffectiveLevel()))
 
 
 def _exit_quietly(signum: int, frame: object) -> None:
