@@ -13,6 +13,10 @@ buffers of the same size with the service's own codec (firehose.compression) in 
 uploads each buffer to the same SeaweedFS with aiobotocore. It has no HTTP server, no write-ahead
 log (append + fdatasync) and no delivery bookkeeping, so service/baseline shows what those and the
 service's glue cost. The two phases run one after the other, so neither takes the other's cores.
+
+--auth adds a phase: the service again, with a credentials file, so that it verifies each
+request's SigV4 signature. Both service phases then sign every request as botocore does, so the
+load generator's work is the same and the ratio shows what verification costs the service.
 The service shares the machine's cores with the load generator (its CPU is printed too) and with
 SeaweedFS.
 """
@@ -21,6 +25,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
+import hashlib
 import itertools
 import json
 import math
@@ -52,6 +58,7 @@ from bench.measure import (
 )
 from firehose.testing.servers import S3Server, find_binary, start_seaweedfs, stop
 from firehose.testing.service_process import ServiceProcess, s3_stream
+from firehose.testing.signing import signed_headers
 
 MIB = 1024 * 1024
 SERVICE_BUCKET = "bench-service"
@@ -60,6 +67,7 @@ HEADERS = {
     "Content-Type": "application/x-amz-json-1.1",
 }
 SHUTDOWN_TIMEOUT_S = 300  # the service's own flush deadline after SIGTERM: all must land
+BENCH_KEY_ID, BENCH_SECRET = "AKIDBENCH", "bench-secret"
 
 
 # -- the load generator ------------------------------------------------------------------------
@@ -107,6 +115,23 @@ class LoadResult:
         self.first_error = self.first_error or what
 
 
+@functools.cache
+def _payload_hash(payload: bytes) -> str:
+    return hashlib.sha256(payload).hexdigest()
+
+
+def _headers(url: str, payload: bytes, signed: bool) -> dict[str, str]:
+    """The request's headers; signed now with botocore's SigV4, as an SDK producer signs. The
+    body's hash goes in X-Amz-Content-Sha256, computed once per pooled body, so that the load
+    generator's hashing does not limit the load (the service hashes every body all the same)."""
+    if not signed:
+        return HEADERS
+    content_hash = {"X-Amz-Content-Sha256": _payload_hash(payload)}
+    return signed_headers(
+        url, "PutRecordBatch", payload, key_id=BENCH_KEY_ID, secret=BENCH_SECRET, extra=content_hash
+    )
+
+
 async def _producer(
     session: aiohttp.ClientSession,
     url: str,
@@ -114,12 +139,14 @@ async def _producer(
     turns: itertools.count[int],
     deadline: float,
     result: LoadResult,
+    signed: bool,
 ) -> None:
     while time.perf_counter() < deadline:
         body = pool[next(turns) % len(pool)]
         sent = time.perf_counter()
+        headers = _headers(url, body.payload, signed)
         try:
-            async with session.post(url, data=body.payload, headers=HEADERS) as answer:
+            async with session.post(url, data=body.payload, headers=headers) as answer:
                 raw = await answer.read()
                 status = answer.status
         except (aiohttp.ClientError, TimeoutError) as exc:
@@ -137,8 +164,11 @@ async def _producer(
             await asyncio.sleep(0.1)
 
 
-async def produce(url: str, pool: Sequence[Body], seconds: float, producers: int) -> LoadResult:
-    """Send bodies from `pool` with `producers` concurrent requests for `seconds`."""
+async def produce(
+    url: str, pool: Sequence[Body], seconds: float, producers: int, signed: bool = False
+) -> LoadResult:
+    """Send bodies from `pool` with `producers` concurrent requests for `seconds`; `signed`:
+    each request SigV4-signed with the bench's key."""
     result = LoadResult()
     turns = itertools.count()
     connector = aiohttp.TCPConnector(limit=producers)
@@ -147,7 +177,10 @@ async def produce(url: str, pool: Sequence[Body], seconds: float, producers: int
         started, cpu = time.perf_counter(), time.process_time()
         result.started, deadline = started, started + seconds
         await asyncio.gather(
-            *(_producer(session, url, pool, turns, deadline, result) for _ in range(producers))
+            *(
+                _producer(session, url, pool, turns, deadline, result, signed)
+                for _ in range(producers)
+            )
         )
         result.seconds = time.perf_counter() - started
         result.generator_cpu_s = time.process_time() - cpu
@@ -236,9 +269,11 @@ def run_service(
     destination: dict[str, Any] | None = None,
     env: dict[str, str] | None = None,
     count: Callable[[S3Server, str], Landed] | None = None,
+    signed: bool = False,
 ) -> ServiceFigures:
     """Run the service under load; `destination` adds to (or overrides) its S3 destination's
-    config; `count` reads what landed (gzip'd lines unless told)."""
+    config; `count` reads what landed (gzip'd lines unless told); `signed`: the producers sign
+    their requests."""
     server.create_bucket(bucket)
     stream = s3_stream(
         STREAM,
@@ -264,7 +299,7 @@ def run_service(
         rss_start = status_mib(pid, "VmRSS")
         cpu_start, s3_start = cpu_seconds(pid), cpu_seconds(s3_pid)
         sys_start = kernel_seconds(pid)
-        load = asyncio.run(produce(f"{service.url}/", pool, args.seconds, args.producers))
+        load = asyncio.run(produce(f"{service.url}/", pool, args.seconds, args.producers, signed))
         cpu_load = cpu_seconds(pid) - cpu_start
         vm_hwm = status_mib(pid, "VmHWM")
         backlog = undelivered_mib(service.url)
@@ -310,8 +345,11 @@ def _ratio(service: float, baseline: float) -> str:
     return f"{service / baseline:.2f}x"
 
 
-def print_table(rows: Sequence[tuple[str, float, float, int]]) -> None:
-    cells = [("", "service", "baseline", "service/baseline")]
+def print_table(
+    rows: Sequence[tuple[str, float, float, int]],
+    header: tuple[str, str, str] = ("service", "baseline", "service/baseline"),
+) -> None:
+    cells = [("", *header)]
     cells += [(label, _cell(s, d), _cell(b, d), _ratio(s, b)) for label, s, b, d in rows]
     widths = [max(len(row[i]) for row in cells) for i in range(4)]
     for index, row in enumerate(cells):
@@ -391,6 +429,47 @@ def report(svc: ServiceFigures, base: BaselineFigures) -> None:
     )
 
 
+def report_auth(plain: ServiceFigures, verified: ServiceFigures) -> None:
+    """The run with authentication on beside the plain run; both sent signed requests."""
+
+    def mib(run: ServiceFigures) -> float:
+        return run.load.data_bytes / MIB
+
+    figures: list[tuple[str, Callable[[ServiceFigures], float], int]] = [
+        ("records/s", lambda r: _per(r.load.records, r.load.seconds), 0),
+        ("MiB/s", lambda r: _per(mib(r), r.load.seconds), 1),
+        ("MiB per CPU second", lambda r: _per(mib(r), r.cpu_total_s), 1),
+        ("latency p50 ms", lambda r: percentile(r.load.latencies_ms, 0.5), 2),
+        ("latency p99 ms", lambda r: percentile(r.load.latencies_ms, 0.99), 2),
+    ]
+    rows = [(label, figure(verified), figure(plain), digits) for label, figure, digits in figures]
+    print()
+    print("authentication (both runs send botocore-signed requests; only the second verifies):")
+    print_table(rows, ("authenticated", "plain", "authenticated/plain"))
+    refused = verified.load.errors
+    print(
+        f"  authenticated run: {refused:,} errors"
+        + (f" (first: {verified.load.first_error})" if refused else "")
+        + f"; delivered {verified.landed.records:,} records vs acknowledged "
+        f"{verified.load.records:,}: {_delivery_check(verified.load, verified.landed)}"
+    )
+
+
+def run_authenticated(
+    args: argparse.Namespace, server: S3Server, s3_pid: int, workdir: Path, pool: list[Body]
+) -> ServiceFigures:
+    """The service with a credentials file holding the bench's key, under the same load."""
+    workdir.mkdir(parents=True)
+    credentials = workdir / "credentials"
+    credentials.write_text(
+        f"[bench]\naws_access_key_id = {BENCH_KEY_ID}\naws_secret_access_key = {BENCH_SECRET}\n"
+    )
+    env = {"FIREHOSE_CREDENTIALS_FILE": str(credentials)}
+    return run_service(
+        args, server, s3_pid, workdir / "service", pool, bucket="bench-auth", env=env, signed=True
+    )
+
+
 # -- main --------------------------------------------------------------------------------------
 
 
@@ -409,6 +488,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "--profile", type=Path, metavar="FILE",
         help="py-spy record the service during the load: .svg flamegraph, .json speedscope, "
         ".txt collapsed stacks (py-spy must be installed)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--auth", action="store_true",
+        help="sign every request (botocore SigV4) and run the service a second time with "
+        "authentication on; print the two side by side",
     )  # fmt: skip
     args = parser.parse_args(argv)
     if args.seconds <= 0 or args.producers < 1:
@@ -436,7 +520,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         server, weed = start_seaweedfs(Path(tmp) / "seaweedfs")
         try:
             print("service phase", flush=True)
-            service = run_service(args, server, weed.pid, Path(tmp) / "service", pool)
+            service = run_service(
+                args, server, weed.pid, Path(tmp) / "service", pool, signed=args.auth
+            )
+            verified = None
+            if args.auth:
+                print("service phase with authentication", flush=True)
+                verified = run_authenticated(args, server, weed.pid, Path(tmp) / "auth", pool)
             print("baseline phase", flush=True)
             base = baseline.measure(
                 server,
@@ -449,6 +539,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         finally:
             stop(weed)
     report(service, base)
+    if verified is not None:
+        report_auth(service, verified)
     return 0
 
 

@@ -113,8 +113,8 @@ class Service:
     async def start(self) -> None:
         """Claim the data dir and bind the port, then say "listening" and replay the logs.
 
-        What can stop a start (data dir unwritable or in use, port taken) raises StartError
-        before anything is served or logged as listening.
+        What can stop a start (credentials file or TLS files unusable, data dir unwritable or
+        in use, port taken) raises StartError before anything is served or logged as listening.
         """
         auth = self._authenticator()
         tls = server_context(self.settings.tls_cert, self.settings.tls_key)
