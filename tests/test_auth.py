@@ -18,7 +18,7 @@ import orjson
 import pytest
 from aiohttp.test_utils import TestServer
 
-from firehose.api import FirehoseApi
+from firehose.api import FirehoseApi, _canonical_batch
 from firehose.auth import HASH_INLINE_BYTES, MAX_CLOCK_SKEW, SIGNATURE_MISMATCH, Authenticator
 from firehose.credentials import load_credentials
 from firehose.stream import DeliveryStream
@@ -363,7 +363,10 @@ def denied(action: str, resource: str, profile: str = "clicks") -> str:
 async def test_a_key_limited_to_a_stream_puts_there_only_on_both_paths(secured: SecuredApi) -> None:
     canonical = await secured.signed("PutRecordBatch", batch("events", b"mine\n"), CLICKS)
     assert canonical[0] == 200
-    for body in (batch("another", b"not mine\n"), {**batch("another", b"not mine\n"), "x": 1}):
+    fast, full = batch("another", b"not mine\n"), {**batch("another", b"not mine\n"), "x": 1}
+    assert _canonical_batch(orjson.dumps(fast)) is not None
+    assert _canonical_batch(orjson.dumps(full)) is None
+    for body in (fast, full):
         answer = await secured.signed("PutRecordBatch", body, CLICKS)
         assert_error(answer, 400, "AccessDeniedException", denied("PutRecordBatch", "another"))
     record = {"DeliveryStreamName": "another", "Record": {"Data": "eA=="}}
