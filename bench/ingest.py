@@ -13,6 +13,10 @@ buffers of the same size with the service's own codec (firehose.compression) in 
 uploads each buffer to the same SeaweedFS with aiobotocore. It has no HTTP server, no write-ahead
 log (append + fdatasync) and no delivery bookkeeping, so service/baseline shows what those and the
 service's glue cost. The two phases run one after the other, so neither takes the other's cores.
+
+--auth adds a phase: the service again, with a credentials file, so that it verifies each
+request's SigV4 signature. Both service phases then sign every request as botocore does, so the
+load generator's work is the same and the ratio shows what verification costs the service.
 The service shares the machine's cores with the load generator (its CPU is printed too) and with
 SeaweedFS.
 
@@ -24,6 +28,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
+import hashlib
 import itertools
 import json
 import math
@@ -55,6 +61,7 @@ from bench.measure import (
 )
 from firehose.testing.servers import S3Server, find_binary, start_seaweedfs, stop
 from firehose.testing.service_process import ServiceProcess, s3_stream
+from firehose.testing.signing import signed_headers
 
 MIB = 1024 * 1024
 SERVICE_BUCKET = "bench-service"
@@ -63,6 +70,7 @@ HEADERS = {
     "Content-Type": "application/x-amz-json-1.1",
 }
 SHUTDOWN_TIMEOUT_S = 300  # the service's own flush deadline after SIGTERM: all must land
+BENCH_KEY_ID, BENCH_SECRET = "AKIDBENCH", "bench-secret"
 
 
 # -- the load generator ------------------------------------------------------------------------
@@ -110,6 +118,23 @@ class LoadResult:
         self.first_error = self.first_error or what
 
 
+@functools.cache
+def _payload_hash(payload: bytes) -> str:
+    return hashlib.sha256(payload).hexdigest()
+
+
+def _headers(url: str, payload: bytes, signed: bool) -> dict[str, str]:
+    """The request's headers; signed now with botocore's SigV4, as an SDK producer signs. The
+    body's hash goes in X-Amz-Content-Sha256, computed once per pooled body, so that the load
+    generator's hashing does not limit the load (the service hashes every body all the same)."""
+    if not signed:
+        return HEADERS
+    content_hash = {"X-Amz-Content-Sha256": _payload_hash(payload)}
+    return signed_headers(
+        url, "PutRecordBatch", payload, key_id=BENCH_KEY_ID, secret=BENCH_SECRET, extra=content_hash
+    )
+
+
 async def _producer(
     session: aiohttp.ClientSession,
     url: str,
@@ -117,12 +142,14 @@ async def _producer(
     turns: itertools.count[int],
     deadline: float,
     result: LoadResult,
+    signed: bool,
 ) -> None:
     while time.perf_counter() < deadline:
         body = pool[next(turns) % len(pool)]
         sent = time.perf_counter()
+        headers = _headers(url, body.payload, signed)
         try:
-            async with session.post(url, data=body.payload, headers=HEADERS) as answer:
+            async with session.post(url, data=body.payload, headers=headers) as answer:
                 raw = await answer.read()
                 status = answer.status
         except (aiohttp.ClientError, TimeoutError) as exc:
@@ -140,8 +167,11 @@ async def _producer(
             await asyncio.sleep(0.1)
 
 
-async def produce(url: str, pool: Sequence[Body], seconds: float, producers: int) -> LoadResult:
-    """Send bodies from `pool` with `producers` concurrent requests for `seconds`."""
+async def produce(
+    url: str, pool: Sequence[Body], seconds: float, producers: int, signed: bool = False
+) -> LoadResult:
+    """Send bodies from `pool` with `producers` concurrent requests for `seconds`; `signed`:
+    each request SigV4-signed with the bench's key."""
     result = LoadResult()
     turns = itertools.count()
     connector = aiohttp.TCPConnector(limit=producers)
@@ -150,7 +180,10 @@ async def produce(url: str, pool: Sequence[Body], seconds: float, producers: int
         started, cpu = time.perf_counter(), time.process_time()
         result.started, deadline = started, started + seconds
         await asyncio.gather(
-            *(_producer(session, url, pool, turns, deadline, result) for _ in range(producers))
+            *(
+                _producer(session, url, pool, turns, deadline, result, signed)
+                for _ in range(producers)
+            )
         )
         result.seconds = time.perf_counter() - started
         result.generator_cpu_s = time.process_time() - cpu
@@ -240,10 +273,11 @@ def run_service(
     env: dict[str, str] | None = None,
     count: Callable[[S3Server, str], Landed] | None = None,
     stream_fields: dict[str, Any] | None = None,
+    signed: bool = False,
 ) -> ServiceFigures:
     """Run the service under load; `destination` adds to (or overrides) its S3 destination's
     config, `stream_fields` to the stream's; `count` reads what landed (gzip'd lines unless
-    told)."""
+    told); `signed`: the producers sign their requests."""
     server.create_bucket(bucket)
     stream = s3_stream(
         STREAM,
@@ -270,7 +304,7 @@ def run_service(
         rss_start = status_mib(pid, "VmRSS")
         cpu_start, s3_start = cpu_seconds(pid), cpu_seconds(s3_pid)
         sys_start = kernel_seconds(pid)
-        load = asyncio.run(produce(f"{service.url}/", pool, args.seconds, args.producers))
+        load = asyncio.run(produce(f"{service.url}/", pool, args.seconds, args.producers, signed))
         cpu_load = cpu_seconds(pid) - cpu_start
         vm_hwm = status_mib(pid, "VmHWM")
         backlog = undelivered_mib(service.url)
@@ -316,8 +350,11 @@ def _ratio(service: float, baseline: float) -> str:
     return f"{service / baseline:.2f}x"
 
 
-def print_table(rows: Sequence[tuple[str, float, float, int]]) -> None:
-    cells = [("", "service", "baseline", "service/baseline")]
+def print_table(
+    rows: Sequence[tuple[str, float, float, int]],
+    header: tuple[str, str, str] = ("service", "baseline", "service/baseline"),
+) -> None:
+    cells = [("", *header)]
     cells += [(label, _cell(s, d), _cell(b, d), _ratio(s, b)) for label, s, b, d in rows]
     widths = [max(len(row[i]) for row in cells) for i in range(4)]
     for index, row in enumerate(cells):
@@ -397,29 +434,44 @@ def report(svc: ServiceFigures, base: BaselineFigures) -> None:
     )
 
 
-def report_encrypted_log(plain: ServiceFigures, sealed: ServiceFigures) -> None:
-    """The same load on a stream whose log is encrypted, beside the plain run."""
-    figures: list[tuple[str, int, Callable[[ServiceFigures], float]]] = [
-        ("records/s", 0, lambda f: _per(f.load.records, f.load.seconds)),
-        ("MiB/s", 1, lambda f: _per(f.load.data_bytes / MIB, f.load.seconds)),
-        ("latency p50 ms", 2, lambda f: percentile(f.load.latencies_ms, 0.5)),
-        ("latency p99 ms", 2, lambda f: percentile(f.load.latencies_ms, 0.99)),
-        ("MiB per CPU second", 1, lambda f: _per(f.load.data_bytes / MIB, f.cpu_total_s)),
+def report_variant(plain: ServiceFigures, variant: ServiceFigures, name: str, note: str) -> None:
+    """The same load through a variant of the service (`name`), beside the plain run."""
+
+    def mib(run: ServiceFigures) -> float:
+        return run.load.data_bytes / MIB
+
+    figures: list[tuple[str, Callable[[ServiceFigures], float], int]] = [
+        ("records/s", lambda r: _per(r.load.records, r.load.seconds), 0),
+        ("MiB/s", lambda r: _per(mib(r), r.load.seconds), 1),
+        ("MiB per CPU second", lambda r: _per(mib(r), r.cpu_total_s), 1),
+        ("latency p50 ms", lambda r: percentile(r.load.latencies_ms, 0.5), 2),
+        ("latency p99 ms", lambda r: percentile(r.load.latencies_ms, 0.99), 2),
     ]
-    rows = [(label, figure(plain), figure(sealed), digits) for label, digits, figure in figures]
-    cells = [("", "plain log", "encrypted log", "encrypted/plain")]
-    cells += [(label, _cell(p, d), _cell(e, d), _ratio(e, p)) for label, p, e, d in rows]
-    widths = [max(len(row[i]) for row in cells) for i in range(4)]
+    rows = [(label, figure(variant), figure(plain), digits) for label, figure, digits in figures]
     print()
-    for index, row in enumerate(cells):
-        line = [row[0].ljust(widths[0])]
-        line += [cell.rjust(width) for cell, width in zip(row[1:], widths[1:], strict=True)]
-        print("  ".join(line))
-        if index == 0:
-            print("  ".join("-" * w for w in widths))
+    print(f"{name} ({note}):")
+    print_table(rows, (name, "plain", f"{name}/plain"))
+    refused = variant.load.errors
     print(
-        f"encrypted log: delivered {sealed.landed.records:,} records vs acknowledged "
-        f"{sealed.load.records:,}: {_delivery_check(sealed.load, sealed.landed)}"
+        f"  {name} run: {refused:,} errors"
+        + (f" (first: {variant.load.first_error})" if refused else "")
+        + f"; delivered {variant.landed.records:,} records vs acknowledged "
+        f"{variant.load.records:,}: {_delivery_check(variant.load, variant.landed)}"
+    )
+
+
+def run_authenticated(
+    args: argparse.Namespace, server: S3Server, s3_pid: int, workdir: Path, pool: list[Body]
+) -> ServiceFigures:
+    """The service with a credentials file holding the bench's key, under the same load."""
+    workdir.mkdir(parents=True)
+    credentials = workdir / "credentials"
+    credentials.write_text(
+        f"[bench]\naws_access_key_id = {BENCH_KEY_ID}\naws_secret_access_key = {BENCH_SECRET}\n"
+    )
+    env = {"FIREHOSE_CREDENTIALS_FILE": str(credentials)}
+    return run_service(
+        args, server, s3_pid, workdir / "service", pool, bucket="bench-auth", env=env, signed=True
     )
 
 
@@ -447,6 +499,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         help="then run the same load on a stream whose log is encrypted (AWS_OWNED_CMK) and "
         "print it beside the plain run",
     )  # fmt: skip
+    parser.add_argument(
+        "--auth", action="store_true",
+        help="sign every request (botocore SigV4) and run the service a second time with "
+        "authentication on; print the two side by side",
+    )  # fmt: skip
     args = parser.parse_args(argv)
     if args.seconds <= 0 or args.producers < 1:
         parser.error("--seconds and --producers must be positive")
@@ -473,7 +530,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         server, weed = start_seaweedfs(Path(tmp) / "seaweedfs")
         try:
             print("service phase", flush=True)
-            service = run_service(args, server, weed.pid, Path(tmp) / "service", pool)
+            service = run_service(
+                args, server, weed.pid, Path(tmp) / "service", pool, signed=args.auth
+            )
+            verified = None
+            if args.auth:
+                print("service phase with authentication", flush=True)
+                verified = run_authenticated(args, server, weed.pid, Path(tmp) / "auth", pool)
             sealed = None
             if args.encrypted_log:
                 print("service phase, encrypted log", flush=True)
@@ -481,6 +544,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                     args, server, weed.pid, Path(tmp) / "sealed", pool,
                     bucket=f"{SERVICE_BUCKET}-sealed",
                     stream_fields={"DeliveryStreamEncryptionConfigurationInput": {}},
+                    signed=args.auth,
                 )  # fmt: skip
             print("baseline phase", flush=True)
             base = baseline.measure(
@@ -495,7 +559,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             stop(weed)
     report(service, base)
     if sealed is not None:
-        report_encrypted_log(service, sealed)
+        report_variant(service, sealed, "encrypted log", "AWS_OWNED_CMK; same load")
+    if verified is not None:
+        report_variant(
+            service, verified, "authenticated", "both runs send botocore-signed requests"
+        )
     return 0
 
 

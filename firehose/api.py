@@ -21,6 +21,7 @@ import orjson
 import pybase64
 from aiohttp import web
 
+from firehose.auth import CALLER, Authenticator, authorize_body, stream_visible
 from firehose.config import STREAM_NAME_CHARACTERS
 from firehose.describe import describe
 from firehose.errors import (
@@ -252,12 +253,14 @@ class FirehoseApi:
         service: Streams,
         limits: HttpLimits | None = None,
         telemetry: Telemetry | None = None,
+        auth: Authenticator | None = None,
     ) -> None:
         self.service = service
         self.limits = limits or HttpLimits()
         self.telemetry = telemetry
         self._quotas = telemetry.quotas if telemetry is not None else {}
         self._api_metrics = telemetry.metrics.api if telemetry is not None else None
+        self.auth = auth  # None: every request is accepted unsigned
         self.body_memory = BodyMemory(self.limits.max_request_memory)
         self._id_prefix = os.urandom(6).hex()
         base = uuid.uuid4()
@@ -324,18 +327,28 @@ class FirehoseApi:
     async def _answer(
         self, request: web.Request, request_id: str, operation: str, target: str
     ) -> web.Response:
+        caller_set = None
         try:
+            signed = self.auth.check(request) if self.auth is not None else None
             handler = self._handler(operation, target)
             if (request.content_length or 0) > MAX_BODY_BYTES:
                 raise _too_large(operation)
             async with self.body_memory.hold(body_reservation(request)):
                 raw = await self._read_body(request, operation)
+                caller = None
+                if signed is not None and self.auth is not None:
+                    caller = await self.auth.verify(signed, request, raw)
+                    caller_set = CALLER.set(caller)
                 batch = _canonical_batch(raw) if operation == "PutRecordBatch" else None
                 result: dict[str, Any] | bytes
                 if batch is not None:
+                    if caller is not None:
+                        caller.authorize(operation, batch[0])
                     result = await self._put_batch(*batch)
                 else:
-                    result = await handler(self, _parse_json(raw))
+                    body = _parse_json(raw)
+                    authorize_body(caller, operation, body)
+                    result = await handler(self, body)
         except ConnectionError:
             log.warning("%s: the client disconnected before sending its whole request", operation)
             return self._error(FirehoseError("The client disconnected."), request_id)
@@ -348,6 +361,9 @@ class FirehoseApi:
         except Exception:
             log.exception("%s failed", operation)
             return self._error(FirehoseError("We encountered an internal error."), request_id)
+        finally:
+            if caller_set is not None:
+                CALLER.reset(caller_set)
         return web.Response(
             body=result if isinstance(result, bytes) else orjson.dumps(result),
             content_type=CONTENT_TYPE,
@@ -567,7 +583,9 @@ class FirehoseApi:
         names = sorted(
             name
             for name, stream in self.service.streams.items()
-            if (kind is None or stream.config.type == kind) and (start is None or name > start)
+            if (kind is None or stream.config.type == kind)
+            and (start is None or name > start)
+            and stream_visible(name)
         )
         limit = limit or 10
         return {"DeliveryStreamNames": names[:limit], "HasMoreDeliveryStreams": len(names) > limit}

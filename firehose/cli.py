@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import signal
 import sys
 import types
@@ -17,6 +18,9 @@ from firehose.config_load import ConfigError, load_configs
 from firehose.errors import StartError, WalError
 from firehose.logs import configure_logging
 from firehose.settings import ENV_PREFIX, Settings, SettingsError, load_settings
+
+# Loggers of the AWS SDK (and the HTTP client under boto3), kept at INFO or above.
+SDK_LOGGERS = ("botocore", "aiobotocore", "boto3", "s3transfer", "urllib3")
 
 
 def _version() -> str:
@@ -88,6 +92,7 @@ def main(argv: list[str] | None = None) -> int:
             print(problem, file=sys.stderr)
         return 2
     configure_logging(settings.log_level, settings.log_format)
+    _quiet_sdk_debug()
     try:
         if args.command == "validate":
             from firehose.service import CONFIG_CHECKS
@@ -109,6 +114,14 @@ def main(argv: list[str] | None = None) -> int:
     except (StartError, WalError) as exc:
         print(f"cannot start: {exc}", file=sys.stderr)
         return 1
+
+
+def _quiet_sdk_debug() -> None:
+    """The AWS SDK's DEBUG output holds signed requests (access key ids in their headers), so
+    its loggers stay at INFO even when the service's level is DEBUG."""
+    for name in SDK_LOGGERS:
+        logger = logging.getLogger(name)
+        logger.setLevel(max(logging.INFO, logger.getEffectiveLevel()))
 
 
 def _exit_quietly(signum: int, frame: object) -> None:

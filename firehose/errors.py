@@ -8,7 +8,12 @@
     ├── ResourceNotFoundError           ResourceNotFoundException (400)
     ├── RequestTimeoutError             RequestTimeoutException (408): body too slow
     ├── InvalidKMSResourceError         InvalidKMSResourceException (400): a log key is unusable
-    └── ServiceUnavailableError         ServiceUnavailableException (503): retry later
+    ├── ServiceUnavailableError         ServiceUnavailableException (503): retry later
+    ├── MissingAuthenticationTokenError MissingAuthenticationTokenException (403): unsigned
+    ├── IncompleteSignatureError        IncompleteSignatureException (400): a SigV4 part missing
+    ├── InvalidSignatureError           InvalidSignatureException (400): wrong or stale signature
+    ├── UnrecognizedClientError         UnrecognizedClientException (400): unknown access key
+    └── AccessDeniedError               AccessDeniedException (400): key not allowed that here
     DeliveryError                       a destination could not take a batch (`retriable`)
     WalError                            the write-ahead log could not be written or read
     LogKeyError                         a key of an encrypted log cannot be had (`kms_code`)
@@ -96,6 +101,31 @@ class InvalidKMSResourceError(FirehoseError):
 class ServiceUnavailableError(FirehoseError):
     code = "ServiceUnavailableException"
     status = 503
+
+
+class MissingAuthenticationTokenError(FirehoseError):
+    code = "MissingAuthenticationTokenException"
+    status = 403
+
+
+class IncompleteSignatureError(FirehoseError):
+    code = "IncompleteSignatureException"
+    status = 400
+
+
+class InvalidSignatureError(FirehoseError):
+    code = "InvalidSignatureException"
+    status = 400
+
+
+class UnrecognizedClientError(FirehoseError):
+    code = "UnrecognizedClientException"
+    status = 400
+
+
+class AccessDeniedError(FirehoseError):
+    code = "AccessDeniedException"
+    status = 400
 
 
 class DeliveryError(Exception):

@@ -8,6 +8,7 @@ import logging
 import os
 import resource
 import signal
+import ssl
 import sys
 import tempfile
 import time
@@ -22,8 +23,10 @@ from destinations import (
     build_source_backup,
 )
 from firehose.api import FirehoseApi
+from firehose.auth import Authenticator
 from firehose.config import DeliveryStreamConfig
 from firehose.config_load import ConfigCheck, load_configs
+from firehose.credentials import load_credentials
 from firehose.describe import stream_arn
 from firehose.durable import lock_exclusively
 from firehose.errors import StartError
@@ -33,6 +36,7 @@ from firehose.source import Source
 from firehose.sources.registry import build_sources, kinesis_stream_arn
 from firehose.stream import DeliveryStream
 from firehose.telemetry import Telemetry
+from firehose.tls import server_context
 from transforms.processor import ProcessingContext
 from transforms.remote_stage import RemoteStage
 from transforms.stage import needs_stage, processing_problems
@@ -112,12 +116,16 @@ class Service:
     async def start(self) -> None:
         """Claim the data dir and bind the port, then say "listening" and replay the logs.
 
-        What can stop a start (data dir unwritable or in use, port taken) raises StartError
-        before anything is served or logged as listening.
+        What can stop a start (credentials file or TLS files unusable, data dir unwritable or
+        in use, port taken) raises StartError before anything is served or logged as listening.
         """
+        auth = self._authenticator()
+        tls = server_context(self.settings.tls_cert, self.settings.tls_key)
         self._claim_data_dir()
-        await self._listen()
-        log.info("listening on http://%s:%d", self.settings.host, self.settings.port)
+        await self._listen(auth, tls)
+        scheme = "https" if tls is not None else "http"
+        log.info("listening on %s://%s:%d", scheme, self.settings.host, self.settings.port)
+        self._log_authentication(auth)
         self._streams_opened = True
         await asyncio.gather(*(stream.open() for stream in self.streams.values()))
         for source in self.sources:
@@ -146,16 +154,38 @@ class Service:
             )
         self._lock_fd = fd
 
-    async def _listen(self) -> None:
+    def _authenticator(self) -> Authenticator | None:
+        """The keys that may call the API, None when no credentials file is given."""
+        path = self.settings.credentials_file
+        if path is None:
+            return None
+        principals = load_credentials(path)
+        return Authenticator(principals, region=self.region, account_id=self.account_id)
+
+    def _log_authentication(self, auth: Authenticator | None) -> None:
+        if auth is None:
+            log.warning(
+                "AUTHENTICATION IS OFF: every request is accepted unsigned, from anyone who can "
+                "reach the port; give --credentials-file (FIREHOSE_CREDENTIALS_FILE) to require "
+                "SigV4-signed requests"
+            )
+            return
+        log.info(
+            "authentication on: the %d keys of %s may call the API",
+            len(auth.principals),
+            self.settings.credentials_file,
+        )
+
+    async def _listen(self, auth: Authenticator | None, tls: ssl.SSLContext | None) -> None:
         limits = HttpLimits(
             keepalive_timeout=self.settings.keepalive_timeout_seconds,
             header_timeout=self.settings.header_timeout_seconds,
             body_timeout=self.settings.body_timeout_seconds,
             max_request_memory=self.settings.max_request_memory_bytes,
         )
-        self._runner = FirehoseApi(self, limits, self.telemetry).runner()
+        self._runner = FirehoseApi(self, limits, self.telemetry, auth).runner()
         await self._runner.setup()
-        site = web.TCPSite(self._runner, self.settings.host, self.settings.port)
+        site = web.TCPSite(self._runner, self.settings.host, self.settings.port, ssl_context=tls)
         try:
             await site.start()
         except OSError as exc:

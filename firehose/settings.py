@@ -129,6 +129,13 @@ class Settings(BaseSettings):
         "500,000 records/s, 2,000 requests/s, 5 MiB/s) or aws-small (other Regions': 100,000, "
         "1,000, 1 MiB/s); a stream's Quotas in its config win",
     )
+    credentials_file: Path | None = Field(
+        None,
+        description="AWS CLI credentials file whose keys may call the API (SigV4); "
+        "unset: every request is accepted unsigned",
+    )
+    tls_cert: Path | None = Field(None, description="PEM certificate (chain): serve HTTPS")
+    tls_key: Path | None = Field(None, description="PEM private key of --tls-cert")
 
     @field_validator("s3_endpoint_url")
     @classmethod

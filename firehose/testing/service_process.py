@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import ssl
 import subprocess
 import sys
 import time
@@ -30,10 +31,13 @@ class ServiceProcess:
     args: list[str] = field(default_factory=list)
     port: int = field(default_factory=free_port)
     proc: subprocess.Popen[bytes] | None = None
+    # The certificate to trust when the service serves HTTPS (its --tls-cert, self-signed).
+    ca_file: Path | None = None
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        scheme = "https" if self.ca_file is not None else "http"
+        return f"{scheme}://127.0.0.1:{self.port}"
 
     @property
     def log_path(self) -> Path:
@@ -67,7 +71,9 @@ class ServiceProcess:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"service exited {self.proc.returncode}:\n{self.log()}")
             try:
-                with urllib.request.urlopen(f"{self.url}/health", timeout=1) as answer:
+                with urllib.request.urlopen(
+                    f"{self.url}/health", timeout=1, context=self.tls_context()
+                ) as answer:
                     if answer.status == 200:
                         return
             except (urllib.error.URLError, ConnectionError, TimeoutError):
@@ -75,11 +81,15 @@ class ServiceProcess:
             time.sleep(0.1)
         raise TimeoutError(f"service not healthy in {timeout}s:\n{self.log()}")
 
+    def tls_context(self) -> ssl.SSLContext | None:
+        """A client context trusting `ca_file`; None for plain HTTP."""
+        return None if self.ca_file is None else ssl.create_default_context(cafile=self.ca_file)
+
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")[-4000:]
 
-    def client(self) -> Any:
-        return firehose_client(self.url)
+    def client(self, key_id: str = "test", secret: str = "test") -> Any:
+        return firehose_client(self.url, key_id, secret, verify=self.ca_file)
 
     def terminate(self, timeout: float = 60) -> int:
         """SIGTERM, as an orchestrator stops it; returns the exit code."""
@@ -99,14 +109,18 @@ class ServiceProcess:
             self.proc.wait(10)
 
 
-def firehose_client(endpoint_url: str) -> Any:
-    """A boto3 firehose client as a producer would make it; no retries, so tests see answers."""
+def firehose_client(
+    endpoint_url: str, key_id: str = "test", secret: str = "test", verify: Path | None = None
+) -> Any:
+    """A boto3 firehose client as a producer would make it; no retries, so tests see answers.
+    `verify`: the certificate to trust for HTTPS."""
     return boto3.client(
         "firehose",
         endpoint_url=endpoint_url,
         region_name="us-east-1",
-        aws_access_key_id="test",
-        aws_secret_access_key="test",
+        aws_access_key_id=key_id,
+        aws_secret_access_key=secret,
+        verify=str(verify) if verify is not None else None,
         config=Config(retries={"max_attempts": 1}, read_timeout=30),
     )
 
