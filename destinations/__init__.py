@@ -41,6 +41,8 @@ class DestinationContext:
     settings: Settings
     encoder: Executor | None = None
     stores: SharedObjectStores = field(default_factory=SharedObjectStores)
+    # The stream version the destinations built with this context name their objects after.
+    version: int = 1
 
     def store(self, *endpoint_urls: str | None) -> ObjectStore:
         """A handle on the shared store for the first endpoint given; the service-wide
@@ -61,6 +63,7 @@ def _s3(config: DeliveryStreamConfig, context: DestinationContext) -> Destinatio
         context.store(section.endpoint_url),
         encoder=context.encoder,
         dynamic_partitioning=section.partitioned,
+        version=context.version,
         region=context.settings.region,
         account_id=context.settings.account_id,
     )
@@ -91,7 +94,11 @@ def _redshift(config: DeliveryStreamConfig, context: DestinationContext) -> Dest
     assert isinstance(section, RedshiftConfiguration)
     staging = section.s3_configuration
     return RedshiftDestination(
-        config.name, section, context.store(staging.endpoint_url), encoder=context.encoder
+        config.name,
+        section,
+        context.store(staging.endpoint_url),
+        encoder=context.encoder,
+        version=context.version,
     )
 
 
@@ -127,6 +134,7 @@ def build_error_output(config: DeliveryStreamConfig, context: DestinationContext
         context.store(location.endpoint_url),
         encoder=context.encoder,
         dynamic_partitioning=partitioned,
+        version=context.version,
     )
 
 

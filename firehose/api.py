@@ -13,7 +13,7 @@ import os
 import re
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import orjson
 import pybase64
@@ -46,6 +46,9 @@ from firehose.http_server import (
 )
 from firehose.stream import DeliveryStream
 
+if TYPE_CHECKING:
+    from firehose.control_plane import ControlPlane
+
 log = logging.getLogger(__name__)
 # Always called as b64decode(data, None, True), i.e. validate=True: pybase64 parses keyword
 # arguments slowly enough that the keyword costs 40% of decoding a 250-byte record.
@@ -57,7 +60,7 @@ MAX_BATCH_RECORDS = 500
 MAX_BATCH_BYTES = 4 * 1024 * 1024
 THROTTLED_ENTRY = '{"ErrorCode":"ServiceUnavailableException","ErrorMessage":"Slow down."}'
 STREAM_TYPES = ("DirectPut", "KinesisStreamAsSource", "MSKAsSource", "DatabaseAsSource")
-# Operations of the Firehose API that this version does not serve yet.
+# The control-plane operations: served by a ControlPlane when the API has one.
 NOT_YET = frozenset(
     {
         "CreateDeliveryStream",
@@ -240,8 +243,14 @@ def _parse_json(raw: bytes) -> dict[str, Any]:
 class FirehoseApi:
     """Request handling; one instance per service."""
 
-    def __init__(self, service: Streams, limits: HttpLimits | None = None) -> None:
+    def __init__(
+        self,
+        service: Streams,
+        limits: HttpLimits | None = None,
+        control: ControlPlane | None = None,
+    ) -> None:
         self.service = service
+        self.control = control
         self.limits = limits or HttpLimits()
         self.body_memory = BodyMemory(self.limits.max_request_memory)
         self._id_prefix = os.urandom(6).hex()
@@ -322,11 +331,13 @@ class FirehoseApi:
             headers={"x-amzn-RequestId": request_id},
         )
 
-    @staticmethod
-    def _handler(operation: str, target: str) -> Handler:
+    def _handler(self, operation: str, target: str) -> Handler:
         handler = OPERATIONS.get(operation)
         if handler is not None:
             return handler
+        if operation in NOT_YET and self.control is not None:
+            control_operation = self.control.operations[operation]
+            return lambda api, body: control_operation(body)
         if operation in NOT_YET:
             raise InvalidArgumentError(
                 f"{operation} is not supported by this version yet: delivery streams are "
@@ -361,10 +372,13 @@ class FirehoseApi:
     def _stream(self, name: str) -> DeliveryStream:
         stream = self.service.streams.get(name)
         if stream is None:
-            raise ResourceNotFoundError(
-                f"Firehose {name} not found under account {self.service.account_id}."
-            )
+            raise self._not_found(name)
         return stream
+
+    def _not_found(self, name: str) -> ResourceNotFoundError:
+        return ResourceNotFoundError(
+            f"Firehose {name} not found under account {self.service.account_id}."
+        )
 
     def _writable_stream(self, name: str) -> DeliveryStream:
         """A stream producers may put to: a Kinesis-sourced one reads its data stream only."""
@@ -391,13 +405,20 @@ class FirehoseApi:
             f"{','.join(entries)}]}}"
         ).encode()
 
-    @staticmethod
-    async def _put(stream: DeliveryStream, records: list[bytes]) -> tuple[int, int]:
-        """Put into `stream`, turning back-pressure and log trouble into a retriable answer."""
+    async def _put(self, stream: DeliveryStream, records: list[bytes]) -> tuple[int, int]:
+        """Put into `stream`, turning back-pressure and log trouble into a retriable answer; a
+        stream whose runtime is being replaced takes the put once the new one runs."""
         try:
             first_seq, taken = await stream.put(records)
         except NotAcceptingError as exc:
-            raise ServiceUnavailableError(str(exc)) from exc
+            current = (
+                None if self.control is None else await self.control.registry.current(stream.name)
+            )
+            if self.control is not None and current is None:
+                raise self._not_found(stream.name) from None
+            if current is None or current is stream:
+                raise ServiceUnavailableError(str(exc)) from exc
+            return await self._put(current, records)
         except WalError as exc:
             raise ServiceUnavailableError(
                 "The delivery stream cannot store records right now."
@@ -463,10 +484,13 @@ class FirehoseApi:
     async def describe_delivery_stream(self, body: dict[str, Any]) -> dict[str, Any]:
         name = _expect(body, "DeliveryStreamName", str)
         limit = _expect(body, "Limit", int)
+        start = _expect(body, "ExclusiveStartDestinationId", str)
         problems = _stream_name_problems(name)
         problems += _limit_problems(limit)
         if problems:
             raise ValidationError.from_problems(problems)
+        if self.control is not None:
+            return {"DeliveryStreamDescription": self.control.describe(name, start)}
         stream = self._stream(name)
         return {
             "DeliveryStreamDescription": describe(
@@ -495,11 +519,15 @@ class FirehoseApi:
             problems += _stream_name_problems(start, "exclusiveStartDeliveryStreamName")
         if problems:
             raise ValidationError.from_problems(problems)
-        names = sorted(
-            name
-            for name, stream in self.service.streams.items()
-            if (kind is None or stream.config.type == kind) and (start is None or name > start)
-        )
+        if self.control is not None:
+            every = self.control.names(kind)
+        else:
+            every = sorted(
+                name
+                for name, stream in self.service.streams.items()
+                if kind is None or stream.config.type == kind
+            )
+        names = [name for name in every if start is None or name > start]
         limit = limit or 10
         return {"DeliveryStreamNames": names[:limit], "HasMoreDeliveryStreams": len(names) > limit}
 

@@ -12,6 +12,7 @@ import sys
 import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 
 from aiohttp import web
 
@@ -24,6 +25,7 @@ from destinations import (
 from firehose.api import FirehoseApi
 from firehose.config import DeliveryStreamConfig
 from firehose.config_load import ConfigCheck, load_configs
+from firehose.control_plane import ControlPlane, stored_streams
 from firehose.describe import stream_arn
 from firehose.durable import lock_exclusively
 from firehose.errors import StartError
@@ -32,6 +34,8 @@ from firehose.settings import Settings
 from firehose.source import Source
 from firehose.sources.registry import build_sources, kinesis_stream_arn
 from firehose.stream import DeliveryStream
+from firehose.stream_registry import StreamRegistry
+from firehose.stream_store import StreamStore
 from transforms.processor import ProcessingContext
 from transforms.remote_stage import RemoteStage
 from transforms.stage import needs_stage, processing_problems
@@ -65,10 +69,24 @@ class Service:
         self.encoder = ThreadPoolExecutor(
             max_workers=max(2, os.cpu_count() or 2), thread_name_prefix="encode"
         )
-        context = DestinationContext(settings, encoder=self.encoder)
+        self._context = DestinationContext(settings, encoder=self.encoder)
+        # Streams made through the API come back from the data dir beside the configs'.
+        store = StreamStore(settings.data_dir)
+        stored = stored_streams(store, [config.name for config in configs])
         self.streams: dict[str, DeliveryStream] = {
-            config.name: self._stream(config, context) for config in configs
+            config.name: self._stream(config) for config in configs
         }
+        self.control = ControlPlane(
+            settings,
+            StreamRegistry(self.streams, self._stream, settings.data_dir),
+            store,
+            configs=configs,
+            stored=stored,
+            started_at=self.started_at,
+            checks=CONFIG_CHECKS,
+        )
+        for config, version in self.control.api_configs():
+            self.streams[config.name] = self._stream(config, version)
         # Started once every stream is open, stopped before any closes (see Source).
         self.sources: list[Source] = (
             build_sources(settings, self.streams) if sources is None else sources
@@ -78,9 +96,11 @@ class Service:
         self._streams_opened = False
         self._sources_started: list[Source] = []
 
-    def _stream(self, config: DeliveryStreamConfig, context: DestinationContext) -> DeliveryStream:
-        """A stream with its destination, processing stage and error output, as configured."""
+    def _stream(self, config: DeliveryStreamConfig, version: int = 1) -> DeliveryStream:
+        """A stream with its destination, processing stage and error output, as configured;
+        `version` is the stream version its S3 object names carry."""
         settings = self.settings
+        context = replace(self._context, version=version)
         processing = ProcessingContext(
             stream_name=config.name,
             stream_arn=stream_arn(config.name, region=self.region, account_id=self.account_id),
@@ -113,6 +133,7 @@ class Service:
         before anything is served or logged as listening.
         """
         self._claim_data_dir()
+        self.control.finish_deletes()
         await self._listen()
         log.info("listening on http://%s:%d", self.settings.host, self.settings.port)
         self._streams_opened = True
@@ -149,7 +170,7 @@ class Service:
             body_timeout=self.settings.body_timeout_seconds,
             max_request_memory=self.settings.max_request_memory_bytes,
         )
-        self._runner = FirehoseApi(self, limits).runner()
+        self._runner = FirehoseApi(self, limits, self.control).runner()
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.settings.host, self.settings.port)
         try:
@@ -161,6 +182,7 @@ class Service:
     async def stop(self) -> bool:
         """Flush and deliver every stream; True if nothing was left behind in a log."""
         self.ready = False
+        await self.control.stop()
         while self._sources_started:
             source = self._sources_started.pop()
             try:
