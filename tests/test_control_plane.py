@@ -372,7 +372,9 @@ def test_update_refusals(service: ServiceProcess, fresh_bucket: str) -> None:
     )
     wait_status(client, "rules", "ACTIVE")
 
-    def update(version: str = "1", destination: str = "destinationId-000000000001", **member: Any):
+    def update(
+        version: str = "1", destination: str = "destinationId-000000000001", **member: Any
+    ) -> Callable[[], Any]:
         return lambda: client.update_destination(
             DeliveryStreamName="rules",
             CurrentDeliveryStreamVersionId=version,
@@ -380,7 +382,7 @@ def test_update_refusals(service: ServiceProcess, fresh_bucket: str) -> None:
             **member,
         )
 
-    prefix = {"ExtendedS3DestinationUpdate": {"Prefix": "p/"}}
+    prefix: dict[str, Any] = {"ExtendedS3DestinationUpdate": {"Prefix": "p/"}}
     assert error_of(update("7", **prefix))[0] == "ConcurrentModificationException"
     assert error_of(update(destination="destinationId-000000000009", **prefix))[0] == (
         "InvalidArgumentException"
@@ -547,7 +549,7 @@ def test_tags_overwrite_untag_limit_and_pages(service: ServiceProcess, fresh_buc
     assert listed["Tags"][0] == {"Key": "a", "Value": "2"}
     pages, start = [], None
     while True:
-        extra = {} if start is None else {"ExclusiveStartTagKey": start}
+        extra: dict[str, str] = {} if start is None else {"ExclusiveStartTagKey": start}
         page = client.list_tags_for_delivery_stream(DeliveryStreamName="tagged", Limit=20, **extra)
         pages.append(page["Tags"])
         if not page["HasMoreTags"]:
