@@ -337,7 +337,12 @@ class FirehoseApi:
             return handler
         if operation in NOT_YET and self.control is not None:
             control_operation = self.control.operations[operation]
-            return lambda api, body: control_operation(body)
+
+            async def change(api: FirehoseApi, body: dict[str, Any]) -> dict[str, Any]:
+                api._check_ready()  # no stream is opened or closed during start or shutdown
+                return await control_operation(body)
+
+            return change
         if operation in NOT_YET:
             raise InvalidArgumentError(
                 f"{operation} is not supported by this version yet: delivery streams are "

@@ -161,7 +161,10 @@ class ControlPlane:
 
     def _background(self, work: Awaitable[None]) -> None:
         async def run() -> None:
-            await work
+            try:
+                await work
+            except Exception:
+                log.exception("a control-plane change failed")
 
         task = asyncio.create_task(run())
         self._tasks.add(task)

@@ -97,7 +97,10 @@ class StreamRegistry:
 def remove_log(data_dir: Path, name: str) -> None:
     """Delete a stream's log folder for good (its name may then be used again)."""
     folder = log_directory(data_dir, name)
-    if not folder.exists():
+    if folder.is_dir():
+        shutil.rmtree(folder)
+    elif folder.exists():
+        folder.unlink()  # not a log: whatever stood in its way
+    else:
         return
-    shutil.rmtree(folder)
     fsync_directory(folder.parent)
