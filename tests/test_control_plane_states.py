@@ -17,6 +17,7 @@ from firehose.errors import (
     ResourceInUseError,
     ResourceNotFoundError,
     ServiceUnavailableError,
+    ValidationError,
 )
 from firehose.service import Service
 from firehose.settings import Settings
@@ -101,3 +102,20 @@ async def test_changes_wait_for_the_service_to_be_ready(service: Service) -> Non
     await create(api, body("early"))
     await service.control.stop()
     assert status(service, "early") == "ACTIVE"
+
+
+async def test_untag_and_list_refuse_bad_requests(service: Service) -> None:
+    control = service.control
+    await control.create(body("tagged"))
+    await control.stop()
+    for keys, path in (([], "tagKeys"), ([f"k{i}" for i in range(51)], "tagKeys")):
+        with pytest.raises(ValidationError, match=f"at '{path}'"):
+            await control.untag({"DeliveryStreamName": "tagged", "TagKeys": keys})
+    with pytest.raises(ValidationError, match=r"tagKeys\.2\.member"):
+        await control.untag({"DeliveryStreamName": "tagged", "TagKeys": ["ok", "aws:no"]})
+    with pytest.raises(ValidationError, match=r"'tagKeys'.*must not be null"):
+        await control.untag({"DeliveryStreamName": "tagged"})
+    with pytest.raises(ResourceNotFoundError):
+        await control.untag({"DeliveryStreamName": "missing", "TagKeys": ["a"]})
+    assert control.names("DirectPut") == ["fixed", "tagged"]
+    assert control.names("KinesisStreamAsSource") == []
