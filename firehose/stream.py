@@ -194,7 +194,7 @@ class DeliveryStream:
         if self.main.error_output is not None:
             await self.main.error_output.close()
         await self.wal.close()
-        if not delivered_all:
+        if not delivered_all and flush:
             log.warning(
                 "stream %s: %d bytes not delivered before shutdown; kept in the log",
                 self.name,
