@@ -416,12 +416,12 @@ class FirehoseApi:
         try:
             first_seq, taken = await stream.put(records)
         except NotAcceptingError as exc:
-            current = (
-                None if self.control is None else await self.control.registry.current(stream.name)
-            )
-            if self.control is not None and current is None:
+            if self.control is None:
+                raise ServiceUnavailableError(str(exc)) from exc
+            current = await self.control.registry.current(stream.name)
+            if current is None:  # deleted meanwhile
                 raise self._not_found(stream.name) from None
-            if current is None or current is stream:
+            if current is stream:  # closing for good (shutdown), or a swap that took too long
                 raise ServiceUnavailableError(str(exc)) from exc
             return await self._put(current, records)
         except WalError as exc:

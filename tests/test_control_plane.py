@@ -8,6 +8,7 @@ import re
 import subprocess
 import sys
 import threading
+import urllib.request
 import uuid
 from collections.abc import Callable
 from pathlib import Path
@@ -16,7 +17,7 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
-from firehose.testing.servers import S3Server
+from firehose.testing.servers import S3Server, free_port
 from firehose.testing.service_process import ServiceProcess, s3_stream
 from tests.e2e import wait_for
 
@@ -63,6 +64,20 @@ def wait_gone(client: Any, name: str, timeout: float = 60) -> None:
     wait_for(gone, timeout=timeout)
 
 
+def call(service: ServiceProcess, operation: str, body: dict[str, Any]) -> Any:
+    """One API call as raw JSON 1.1, for what an SDK would not send."""
+    request = urllib.request.Request(
+        service.url,
+        data=json.dumps(body).encode(),
+        headers={
+            "X-Amz-Target": f"Firehose_20150804.{operation}",
+            "Content-Type": "application/x-amz-json-1.1",
+        },
+    )
+    with urllib.request.urlopen(request, timeout=30) as answer:
+        return json.loads(answer.read())
+
+
 def records(start: int, count: int) -> list[bytes]:
     return [json.dumps({"n": n}).encode() + b"\n" for n in range(start, start + count)]
 
@@ -82,8 +97,10 @@ def delivered(server: S3Server, bucket: str, prefix: str = "") -> list[bytes]:
     ]
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def fresh_bucket(seaweedfs: S3Server) -> str:
+    """One bucket for the module, each test under prefixes of its own: every bucket costs
+    SeaweedFS a volume, and it has only so many."""
     name = f"cp-{uuid.uuid4().hex[:12]}"
     seaweedfs.create_bucket(name)
     return name
@@ -97,7 +114,7 @@ def service(
     process = ServiceProcess(
         tmp_path,
         [s3_stream("fixed", fresh_bucket, Prefix="fixed/")],
-        env={**seaweedfs.env(), "FIREHOSE_SHUTDOWN_TIMEOUT_SECONDS": "5"},
+        env={**seaweedfs.env(), "FIREHOSE_SHUTDOWN_TIMEOUT_SECONDS": "20"},
     )
     services.append(process)
     return process.start()
@@ -281,7 +298,7 @@ def test_update_with_records_buffered_loses_nothing_and_names_version_2(
         DeliveryStreamName="moving",
         ExtendedS3DestinationConfiguration=s3_config(
             fresh_bucket,
-            Prefix="before/",
+            Prefix="moving-before/",
             BufferingHints={"SizeInMBs": 3, "IntervalInSeconds": 900},
             EncryptionConfiguration={"NoEncryptionConfig": "NoEncryption"},
         ),
@@ -317,7 +334,7 @@ def test_update_with_records_buffered_loses_nothing_and_names_version_2(
             CurrentDeliveryStreamVersionId="1",
             DestinationId="destinationId-000000000001",
             ExtendedS3DestinationUpdate={
-                "Prefix": "after/",
+                "Prefix": "moving-after/",
                 "BufferingHints": {"IntervalInSeconds": 1},
                 "EncryptionConfiguration": {"KMSEncryptionConfig": {"AWSKMSKeyARN": KMS_KEY}},
             },
@@ -339,14 +356,14 @@ def test_update_with_records_buffered_loses_nothing_and_names_version_2(
     # Members the update left out keep their values, nested ones too.
     assert extended["BufferingHints"] == {"SizeInMBs": 3, "IntervalInSeconds": 1}
     assert extended["EncryptionConfiguration"] == {"KMSEncryptionConfig": {"AWSKMSKeyARN": KMS_KEY}}
-    assert extended["Prefix"] == "after/"
+    assert extended["Prefix"] == "moving-after/"
 
     expected = sorted([*buffered, *during])
-    wait_for(lambda: len(set(delivered(seaweedfs, fresh_bucket))) >= len(expected))
-    assert sorted(set(delivered(seaweedfs, fresh_bucket))) == expected
+    wait_for(lambda: len(set(delivered(seaweedfs, fresh_bucket, "moving-"))) >= len(expected))
+    assert sorted(set(delivered(seaweedfs, fresh_bucket, "moving-"))) == expected
     # Everything buffered at the update was delivered by the new runtime.
-    assert seaweedfs.list_keys(fresh_bucket, "before/") == []
-    keys = seaweedfs.list_keys(fresh_bucket, "after/")
+    assert seaweedfs.list_keys(fresh_bucket, "moving-before/") == []
+    keys = seaweedfs.list_keys(fresh_bucket, "moving-after/")
     assert keys and all(KEY.match(key)["version"] == "2" for key in keys)  # type: ignore[index]
 
     stale = error_of(
@@ -476,15 +493,19 @@ def test_delete_delivers_first_unless_forced(
 def test_a_deleting_stream_refuses_puts_and_changes(
     service: ServiceProcess, seaweedfs: S3Server
 ) -> None:
-    """A stream whose bucket is missing cannot deliver: its delete waits out the shutdown
-    timeout (5 s here) in DELETING, then drops what it could not deliver."""
+    """A stream whose store does not answer cannot deliver: its delete waits out the shutdown
+    timeout (20 s here) in DELETING, then drops what it could not deliver."""
     client = service.client()
-    missing = f"missing-{uuid.uuid4().hex[:8]}"
-    client.create_delivery_stream(
-        DeliveryStreamName="stuck",
-        ExtendedS3DestinationConfiguration=s3_config(
-            missing, BufferingHints={"SizeInMBs": 1, "IntervalInSeconds": 0}
-        ),
+    # EndpointURL is ours, so boto3 would refuse it: the body goes as the wire has it.
+    nowhere = s3_config(
+        "nowhere",
+        EndpointURL=f"http://127.0.0.1:{free_port()}",
+        BufferingHints={"SizeInMBs": 1, "IntervalInSeconds": 0},
+    )
+    call(
+        service,
+        "CreateDeliveryStream",
+        {"DeliveryStreamName": "stuck", "ExtendedS3DestinationConfiguration": nowhere},
     )
     wait_status(client, "stuck", "ACTIVE")
     put_all(client, "stuck", records(0, 5))
@@ -583,7 +604,8 @@ def test_tags_overwrite_untag_limit_and_pages(service: ServiceProcess, fresh_buc
 def test_start_and_stop_encryption(service: ServiceProcess, fresh_bucket: str) -> None:
     client = service.client()
     client.create_delivery_stream(
-        DeliveryStreamName="secret", ExtendedS3DestinationConfiguration=s3_config(fresh_bucket)
+        DeliveryStreamName="secret",
+        ExtendedS3DestinationConfiguration=s3_config(fresh_bucket, Prefix="secret/"),
     )
     wait_status(client, "secret", "ACTIVE")
 
@@ -712,7 +734,7 @@ def test_sigkill_during_updates_leaves_a_consistent_stream(
     client.create_delivery_stream(
         DeliveryStreamName="busy",
         ExtendedS3DestinationConfiguration=s3_config(
-            fresh_bucket, BufferingHints={"SizeInMBs": 1, "IntervalInSeconds": 60}
+            fresh_bucket, Prefix="busy/", BufferingHints={"SizeInMBs": 1, "IntervalInSeconds": 60}
         ),
     )
     wait_status(client, "busy", "ACTIVE")
@@ -729,7 +751,7 @@ def test_sigkill_during_updates_leaves_a_consistent_stream(
                     DeliveryStreamName="busy",
                     CurrentDeliveryStreamVersionId=str(versions[-1]),
                     DestinationId="destinationId-000000000001",
-                    ExtendedS3DestinationUpdate={"Prefix": f"v{versions[-1] + 1}/"},
+                    ExtendedS3DestinationUpdate={"Prefix": f"busy-v{versions[-1] + 1}/"},
                 )
             except Exception as exc:
                 errors.append(exc)
@@ -766,7 +788,7 @@ def test_sigkill_during_updates_leaves_a_consistent_stream(
     assert versions[-1] <= version <= versions[-1] + 1
     assert not list((service.workdir / "data" / "api-streams").glob(".*.tmp"))
     assert service.terminate() == 0
-    assert set(acknowledged) <= set(delivered(seaweedfs, fresh_bucket))
+    assert set(acknowledged) <= set(delivered(seaweedfs, fresh_bucket, "busy"))
 
 
 def test_a_name_in_a_config_file_and_the_store_stops_the_start(
