@@ -185,6 +185,10 @@ def start_seaweedfs(workdir: Path) -> tuple[S3Server, subprocess.Popen[bytes]]:
         f"-ip={HOST}",
         f"-ip.bind={HOST}",
         "-master.telemetry=false",
+        # Each bucket takes a volume of its own, and the number of volumes is free disk space
+        # over the volume size (1 GiB by default on a large disk): small volumes keep a test
+        # session's hundred buckets from running out on a fuller disk.
+        "-master.volumeSizeLimitMB=64",
         # The volume server's stop waits for its idle connections to time out (30 s default).
         "-idleTimeout=5",
         f"-master.port={free_port()}",
