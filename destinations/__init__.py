@@ -41,6 +41,8 @@ class DestinationContext:
     settings: Settings
     encoder: Executor | None = None
     stores: SharedObjectStores = field(default_factory=SharedObjectStores)
+    # The stream version the destinations built with this context name their objects after.
+    version: int = 1
 
     def store(self, location: S3Configuration, *fallback_urls: str | None) -> ObjectStore:
         """A handle on the shared store for `location`: its endpoint, else the first fallback
@@ -65,6 +67,7 @@ def _s3(config: DeliveryStreamConfig, context: DestinationContext) -> Destinatio
         context.store(section),
         encoder=context.encoder,
         dynamic_partitioning=section.partitioned,
+        version=context.version,
         region=context.settings.region,
         account_id=context.settings.account_id,
     )
@@ -95,7 +98,11 @@ def _redshift(config: DeliveryStreamConfig, context: DestinationContext) -> Dest
     assert isinstance(section, RedshiftConfiguration)
     staging = section.s3_configuration
     return RedshiftDestination(
-        config.name, section, context.store(staging), encoder=context.encoder
+        config.name,
+        section,
+        context.store(staging),
+        encoder=context.encoder,
+        version=context.version,
     )
 
 
@@ -131,6 +138,7 @@ def build_error_output(config: DeliveryStreamConfig, context: DestinationContext
         context.store(location),
         encoder=context.encoder,
         dynamic_partitioning=partitioned,
+        version=context.version,
     )
 
 

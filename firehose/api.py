@@ -15,7 +15,7 @@ import re
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import orjson
 import pybase64
@@ -54,6 +54,9 @@ from firehose.quotas import REQUEST_REFUSED
 from firehose.stream import DeliveryStream
 from firehose.telemetry import Telemetry
 
+if TYPE_CHECKING:
+    from firehose.control_plane import ControlPlane
+
 log = logging.getLogger(__name__)
 # Always called as b64decode(data, None, True), i.e. validate=True: pybase64 parses keyword
 # arguments slowly enough that the keyword costs 40% of decoding a 250-byte record.
@@ -65,7 +68,7 @@ MAX_BATCH_RECORDS = 500
 MAX_BATCH_BYTES = 4 * 1024 * 1024
 THROTTLED_ENTRY = '{"ErrorCode":"ServiceUnavailableException","ErrorMessage":"Slow down."}'
 STREAM_TYPES = ("DirectPut", "KinesisStreamAsSource", "MSKAsSource", "DatabaseAsSource")
-# Operations of the Firehose API that this version does not serve yet.
+# The control-plane operations: served by a ControlPlane when the API has one.
 NOT_YET = frozenset(
     {
         "CreateDeliveryStream",
@@ -254,8 +257,10 @@ class FirehoseApi:
         limits: HttpLimits | None = None,
         telemetry: Telemetry | None = None,
         auth: Authenticator | None = None,
+        control: ControlPlane | None = None,
     ) -> None:
         self.service = service
+        self.control = control
         self.limits = limits or HttpLimits()
         self.telemetry = telemetry
         self._quotas = telemetry.quotas if telemetry is not None else {}
@@ -370,11 +375,18 @@ class FirehoseApi:
             headers={"x-amzn-RequestId": request_id},
         )
 
-    @staticmethod
-    def _handler(operation: str, target: str) -> Handler:
+    def _handler(self, operation: str, target: str) -> Handler:
         handler = OPERATIONS.get(operation)
         if handler is not None:
             return handler
+        if operation in NOT_YET and self.control is not None:
+            control_operation = self.control.operations[operation]
+
+            async def change(api: FirehoseApi, body: dict[str, Any]) -> dict[str, Any]:
+                api._check_ready()  # no stream is opened or closed during start or shutdown
+                return await control_operation(body)
+
+            return change
         if operation in NOT_YET:
             raise InvalidArgumentError(
                 f"{operation} is not supported by this version yet: delivery streams are "
@@ -409,11 +421,14 @@ class FirehoseApi:
     def _stream(self, name: str) -> DeliveryStream:
         stream = self.service.streams.get(name)
         if stream is None:
-            raise ResourceNotFoundError(
-                f"Firehose {name} not found under account {self.service.account_id}."
-            )
+            raise self._not_found(name)
         STREAM_NAME.set(name)
         return stream
+
+    def _not_found(self, name: str) -> ResourceNotFoundError:
+        return ResourceNotFoundError(
+            f"Firehose {name} not found under account {self.service.account_id}."
+        )
 
     def _writable_stream(self, name: str) -> DeliveryStream:
         """A stream producers may put to: a Kinesis-sourced one reads its data stream only."""
@@ -441,13 +456,20 @@ class FirehoseApi:
             f"{','.join(entries)}]}}"
         ).encode()
 
-    @staticmethod
-    async def _put(stream: DeliveryStream, records: list[bytes]) -> tuple[int, int]:
-        """Put into `stream`, turning back-pressure and log trouble into a retriable answer."""
+    async def _put(self, stream: DeliveryStream, records: list[bytes]) -> tuple[int, int]:
+        """Put into `stream`, turning back-pressure and log trouble into a retriable answer; a
+        stream whose runtime is being replaced takes the put once the new one runs."""
         try:
             first_seq, taken = await stream.put(records)
         except NotAcceptingError as exc:
-            raise ServiceUnavailableError(str(exc)) from exc
+            if self.control is None:
+                raise ServiceUnavailableError(str(exc)) from exc
+            current = await self.control.registry.current(stream.name)
+            if current is None:  # deleted meanwhile
+                raise self._not_found(stream.name) from None
+            if current is stream:  # closing for good (shutdown), or a swap that took too long
+                raise ServiceUnavailableError(str(exc)) from exc
+            return await self._put(current, records)
         except LogKeyError as exc:
             raise InvalidKMSResourceError(
                 f"The encryption key of delivery stream {stream.name} cannot be used "
@@ -548,10 +570,13 @@ class FirehoseApi:
     async def describe_delivery_stream(self, body: dict[str, Any]) -> dict[str, Any]:
         name = _expect(body, "DeliveryStreamName", str)
         limit = _expect(body, "Limit", int)
+        start = _expect(body, "ExclusiveStartDestinationId", str)
         problems = _stream_name_problems(name)
         problems += _limit_problems(limit)
         if problems:
             raise ValidationError.from_problems(problems)
+        if self.control is not None:
+            return {"DeliveryStreamDescription": self.control.describe(name, start)}
         stream = self._stream(name)
         return {
             "DeliveryStreamDescription": describe(
@@ -580,13 +605,15 @@ class FirehoseApi:
             problems += _stream_name_problems(start, "exclusiveStartDeliveryStreamName")
         if problems:
             raise ValidationError.from_problems(problems)
-        names = sorted(
-            name
-            for name, stream in self.service.streams.items()
-            if (kind is None or stream.config.type == kind)
-            and (start is None or name > start)
-            and stream_visible(name)
-        )
+        if self.control is not None:
+            every = self.control.names(kind)
+        else:
+            every = sorted(
+                name
+                for name, stream in self.service.streams.items()
+                if kind is None or stream.config.type == kind
+            )
+        names = [name for name in every if (start is None or name > start) and stream_visible(name)]
         limit = limit or 10
         return {"DeliveryStreamNames": names[:limit], "HasMoreDeliveryStreams": len(names) > limit}
 

@@ -412,3 +412,18 @@ def load_configs(path: Path, checks: Sequence[ConfigCheck] = ()) -> list[Deliver
     if problems:
         raise ConfigError(problems)
     return streams
+
+
+def validate_request(
+    document: dict[str, Any], label: str, checks: Sequence[ConfigCheck] = ()
+) -> DeliveryStreamConfig:
+    """`document`, an API request body, as a stream; raises ConfigError naming every problem
+    under `label` (the operation) the way a config file's problems are named."""
+    try:
+        stream = DeliveryStreamConfig.model_validate(document)
+    except PydanticValidationError as exc:
+        raise ConfigError(_problems_from(label, document, exc)) from None
+    found = [problem for check in checks for problem in check(stream)]
+    if found:
+        raise ConfigError([ConfigProblem(label, f, _MISSING, message) for f, message in found])
+    return stream

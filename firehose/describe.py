@@ -14,21 +14,33 @@ def stream_arn(name: str, *, region: str, account_id: str) -> str:
 
 
 def describe(
-    config: DeliveryStreamConfig, *, region: str, account_id: str, created_at: float
+    config: DeliveryStreamConfig,
+    *,
+    region: str,
+    account_id: str,
+    created_at: float,
+    updated_at: float | None = None,
+    status: str = "ACTIVE",
+    version: int = 1,
+    encryption: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The `DeliveryStreamDescription` of a stream defined by `config`; a Kinesis source's
-    DeliveryStartTimestamp is when this instance started (it reads from then on)."""
+    DeliveryStartTimestamp is when this instance started (it reads from then on).
+
+    `encryption` is the `DeliveryStreamEncryptionConfiguration` shown (never enabled: DISABLED).
+    """
     return {
         "DeliveryStreamName": config.name,
         "DeliveryStreamARN": stream_arn(config.name, region=region, account_id=account_id),
-        "DeliveryStreamStatus": "ACTIVE",
+        "DeliveryStreamStatus": status,
         "DeliveryStreamType": config.type,
-        "DeliveryStreamEncryptionConfiguration": {"Status": "DISABLED"}
-        if config.encryption is None
-        else config.encryption.description(),
-        "VersionId": "1",
+        "DeliveryStreamEncryptionConfiguration": encryption
+        or (
+            {"Status": "DISABLED"} if config.encryption is None else config.encryption.description()
+        ),
+        "VersionId": str(version),
         "CreateTimestamp": created_at,
-        "LastUpdateTimestamp": created_at,
+        "LastUpdateTimestamp": created_at if updated_at is None else updated_at,
         "Source": _source(config, created_at),
         "Destinations": [
             {"DestinationId": DESTINATION_ID, **config.destination.description(account_id)}

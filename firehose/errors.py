@@ -6,6 +6,9 @@
     ├── UnknownOperationError           UnknownOperationException (400)
     ├── InvalidArgumentError            InvalidArgumentException (400)
     ├── ResourceNotFoundError           ResourceNotFoundException (400)
+    ├── ResourceInUseError              ResourceInUseException (400): name taken, stream busy
+    ├── LimitExceededError              LimitExceededException (400): a quota is reached
+    ├── ConcurrentModificationError     ConcurrentModificationException (400): stale version
     ├── RequestTimeoutError             RequestTimeoutException (408): body too slow
     ├── InvalidKMSResourceError         InvalidKMSResourceException (400): a log key is unusable
     ├── ServiceUnavailableError         ServiceUnavailableException (503): retry later
@@ -74,6 +77,21 @@ class InvalidArgumentError(FirehoseError):
 
 class ResourceNotFoundError(FirehoseError):
     code = "ResourceNotFoundException"
+    status = 400
+
+
+class ResourceInUseError(FirehoseError):
+    code = "ResourceInUseException"
+    status = 400
+
+
+class LimitExceededError(FirehoseError):
+    code = "LimitExceededException"
+    status = 400
+
+
+class ConcurrentModificationError(FirehoseError):
+    code = "ConcurrentModificationException"
     status = 400
 
 

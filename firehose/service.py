@@ -13,6 +13,7 @@ import sys
 import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 
 from aiohttp import web
 
@@ -26,6 +27,7 @@ from firehose.api import FirehoseApi
 from firehose.auth import Authenticator
 from firehose.config import DeliveryStreamConfig
 from firehose.config_load import ConfigCheck, load_configs
+from firehose.control_plane import ControlPlane, stored_streams
 from firehose.credentials import load_credentials
 from firehose.describe import stream_arn
 from firehose.durable import lock_exclusively
@@ -35,6 +37,8 @@ from firehose.settings import Settings
 from firehose.source import Source
 from firehose.sources.registry import build_sources, kinesis_stream_arn
 from firehose.stream import DeliveryStream
+from firehose.stream_registry import StreamRegistry
+from firehose.stream_store import StreamStore
 from firehose.telemetry import Telemetry
 from firehose.tls import server_context
 from transforms.processor import ProcessingContext
@@ -70,10 +74,24 @@ class Service:
         self.encoder = ThreadPoolExecutor(
             max_workers=max(2, os.cpu_count() or 2), thread_name_prefix="encode"
         )
-        context = DestinationContext(settings, encoder=self.encoder)
+        self._context = DestinationContext(settings, encoder=self.encoder)
+        # Streams made through the API come back from the data dir beside the configs'.
+        store = StreamStore(settings.data_dir)
+        stored = stored_streams(store, [config.name for config in configs])
         self.streams: dict[str, DeliveryStream] = {
-            config.name: self._stream(config, context) for config in configs
+            config.name: self._stream(config) for config in configs
         }
+        self.control = ControlPlane(
+            settings,
+            StreamRegistry(self.streams, self._stream, settings.data_dir),
+            store,
+            configs=configs,
+            stored=stored,
+            started_at=self.started_at,
+            checks=CONFIG_CHECKS,
+        )
+        for config, version in self.control.api_configs():
+            self.streams[config.name] = self._stream(config, version)
         # Started once every stream is open, stopped before any closes (see Source).
         self.sources: list[Source] = (
             build_sources(settings, self.streams) if sources is None else sources
@@ -84,9 +102,11 @@ class Service:
         self._streams_opened = False
         self._sources_started: list[Source] = []
 
-    def _stream(self, config: DeliveryStreamConfig, context: DestinationContext) -> DeliveryStream:
-        """A stream with its destination, processing stage and error output, as configured."""
+    def _stream(self, config: DeliveryStreamConfig, version: int = 1) -> DeliveryStream:
+        """A stream with its destination, processing stage and error output, as configured;
+        `version` is the stream version its S3 object names carry."""
         settings = self.settings
+        context = replace(self._context, version=version)
         processing = ProcessingContext(
             stream_name=config.name,
             stream_arn=stream_arn(config.name, region=self.region, account_id=self.account_id),
@@ -122,6 +142,7 @@ class Service:
         auth = self._authenticator()
         tls = server_context(self.settings.tls_cert, self.settings.tls_key)
         self._claim_data_dir()
+        self.control.finish_deletes()
         await self._listen(auth, tls)
         scheme = "https" if tls is not None else "http"
         log.info("listening on %s://%s:%d", scheme, self.settings.host, self.settings.port)
@@ -183,7 +204,7 @@ class Service:
             body_timeout=self.settings.body_timeout_seconds,
             max_request_memory=self.settings.max_request_memory_bytes,
         )
-        self._runner = FirehoseApi(self, limits, self.telemetry, auth).runner()
+        self._runner = FirehoseApi(self, limits, self.telemetry, auth, self.control).runner()
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.settings.host, self.settings.port, ssl_context=tls)
         try:
@@ -196,6 +217,7 @@ class Service:
         """Flush and deliver every stream; True if nothing was left behind in a log."""
         self.ready = False
         await self.telemetry.stop()
+        await self.control.stop()
         while self._sources_started:
             source = self._sources_started.pop()
             try:

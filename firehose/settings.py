@@ -48,6 +48,12 @@ class Settings(BaseSettings):
         description="on SIGTERM, how long to keep delivering before leaving the rest in the log; "
         "give the container a stop grace period a few seconds longer (30s for the default)",
     )
+    max_delivery_streams: int = Field(
+        5000,
+        ge=1,
+        description="CreateDeliveryStream past this many streams (config files included) answers "
+        "LimitExceededException",
+    )
     stall_seconds: float = Field(
         10.0,
         gt=0,

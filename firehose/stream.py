@@ -198,20 +198,30 @@ class DeliveryStream:
         """Whether new records are encrypted at rest in the log: `Encrypted` of put answers."""
         return self.wal.sealing is not None
 
-    async def close(self, timeout: float) -> bool:
+    async def close(self, timeout: float, *, flush: bool = True) -> bool:
         """Flush every buffer and deliver it; True if nothing is left undelivered.
 
         What cannot be delivered within `timeout` seconds stays in the log for the next start.
+        With `flush=False` delivery stops at once: what is buffered or in flight stays in the
+        log above the delivered watermark, for whatever opens the log next.
         """
         self.accepting = False
         # Puts that passed the check have appended already (no await in between): make them
         # durable so the final flush below reads them.
         with contextlib.suppress(WalError):
             await self.wal.sync()
+        if not flush and self._task is not None:
+            self._give_up = True
+            # Cancelled again until it ends: a wait_for racing its timeout can swallow one.
+            while not self._task.done():
+                self._task.cancel()
+                await asyncio.wait([self._task], timeout=0.1)
         self._closing = True
         self._wakeup.set()
         delivered_all = True
-        if self._task is not None:
+        if self._task is not None and not flush:
+            delivered_all = self.wal.delivered_seq >= self.wal.next_seq - 1
+        elif self._task is not None:
             try:
                 await asyncio.wait_for(asyncio.shield(self._task), timeout)
             except TimeoutError:
@@ -228,7 +238,7 @@ class DeliveryStream:
         if self.main.error_output is not None:
             await self.main.error_output.close()
         await self.wal.close()
-        if not delivered_all:
+        if not delivered_all and flush:
             log.warning(
                 "stream %s: %d bytes not delivered before shutdown; kept in the log",
                 self.name,

@@ -210,3 +210,18 @@ async def test_a_second_process_cannot_open_the_same_log(tmp_path: Path) -> None
         WriteAheadLog(stream.wal.directory).open()
     await stream.close(timeout=1)
     WriteAheadLog(stream.wal.directory).open()  # free again once closed
+
+
+async def test_close_without_flush_leaves_the_buffer_to_the_next_runtime(tmp_path: Path) -> None:
+    """What a runtime swap does: the old runtime delivers nothing more, the next one on the
+    same log delivers every acknowledged record."""
+    old, old_destination = memory_stream(tmp_path, interval=900)
+    await old.open()
+    await old.put([b"a\n", b"b\n"])
+    assert await old.close(0, flush=False) is False
+    assert old_destination.data == b""
+    new, new_destination = memory_stream(tmp_path, interval=900)
+    await new.open()
+    await new.put([b"c\n"])
+    assert await new.close(5) is True
+    assert new_destination.data == b"a\nb\nc\n"
