@@ -263,7 +263,7 @@ class FirehoseApi:
         self.control = control
         self.limits = limits or HttpLimits()
         self.telemetry = telemetry
-        self._quotas = telemetry.quotas if telemetry is not None else {}
+        self._quotas = telemetry.quotas if telemetry is not None else None
         self._api_metrics = telemetry.metrics.api if telemetry is not None else None
         self.auth = auth  # None: every request is accepted unsigned
         self.body_memory = BodyMemory(self.limits.max_request_memory)
@@ -557,7 +557,7 @@ class FirehoseApi:
     def _admitted(self, stream: DeliveryStream, records: list[bytes], size: int) -> int:
         """How many leading records the stream's quota lets in now; the rest are throttled.
         Over the requests-per-second quota the whole call is refused."""
-        quota = self._quotas.get(stream.name)
+        quota = None if self._quotas is None else self._quotas.get(stream.name)
         if quota is None:
             return len(records)
         admitted = quota.admit(records, size)
@@ -576,7 +576,9 @@ class FirehoseApi:
         if problems:
             raise ValidationError.from_problems(problems)
         if self.control is not None:
-            return {"DeliveryStreamDescription": self.control.describe(name, start)}
+            description = self.control.describe(name, start)
+            STREAM_NAME.set(name)  # only once found: a metric label per existing stream
+            return {"DeliveryStreamDescription": description}
         stream = self._stream(name)
         return {
             "DeliveryStreamDescription": describe(

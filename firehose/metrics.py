@@ -24,7 +24,7 @@ from prometheus_client.core import (
 from prometheus_client.registry import Collector
 
 from firehose.history import History, Sample, kept
-from firehose.quotas import StreamQuota
+from firehose.quotas import QuotaBook
 from firehose.readings import BACKUP, delivery_prefix, stream_readings
 from firehose.stream import DeliveryStream
 
@@ -176,7 +176,7 @@ class StreamCollector(Collector):
         streams: Mapping[str, DeliveryStream],
         sources: list[object],
         api: ApiMetrics,
-        quotas: Mapping[str, StreamQuota],
+        quotas: QuotaBook,
         history: History,
     ) -> None:
         self.streams = streams
@@ -264,7 +264,7 @@ class ServiceMetrics:
         self,
         streams: Mapping[str, DeliveryStream],
         sources: list[object],
-        quotas: Mapping[str, StreamQuota],
+        quotas: QuotaBook,
         history: History,
     ) -> None:
         self.registry = CollectorRegistry(auto_describe=False)

@@ -9,8 +9,9 @@ records that fit are taken, as AWS does.
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal, Protocol
 
 from pydantic import Field
 
@@ -135,3 +136,31 @@ class StreamQuota:
 
 def _bucket(rate: int | None) -> TokenBucket | None:
     return None if rate is None else TokenBucket(rate)
+
+
+class _Configured(Protocol):
+    @property
+    def config(self) -> Any: ...
+
+
+class QuotaBook:
+    """Each stream's quota, resolved from its current config: a stream made or changed through
+    the API gets its quota too (a changed config starts with full buckets)."""
+
+    def __init__(self, streams: Mapping[str, _Configured], default: QuotaSet) -> None:
+        self._streams = streams
+        self._default = default
+        self._held: dict[str, tuple[object, StreamQuota | None]] = {}
+
+    def get(self, name: str) -> StreamQuota | None:
+        stream = self._streams.get(name)
+        if stream is None:
+            return None
+        config = stream.config
+        held = self._held.get(name)
+        if held is not None and held[0] is config:
+            return held[1]
+        limits = Limits.resolve(config.quotas, self._default)
+        quota = StreamQuota(limits) if limits is not None and config.type == "DirectPut" else None
+        self._held[name] = (config, quota)
+        return quota

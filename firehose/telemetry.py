@@ -10,7 +10,7 @@ from aiohttp import web
 
 from firehose.history import History
 from firehose.metrics import ServiceMetrics
-from firehose.quotas import Limits, QuotaSet, StreamQuota
+from firehose.quotas import QuotaBook, QuotaSet
 from firehose.stream import DeliveryStream
 
 if TYPE_CHECKING:
@@ -25,11 +25,7 @@ class Telemetry:
         quota_set: QuotaSet = "off",
     ) -> None:
         self.streams = streams
-        self.quotas: dict[str, StreamQuota] = {}
-        for name, stream in streams.items():
-            limits = Limits.resolve(stream.config.quotas, quota_set)
-            if limits is not None and stream.config.type == "DirectPut":
-                self.quotas[name] = StreamQuota(limits)
+        self.quotas = QuotaBook(streams, quota_set)
         self.history = History(streams)
         self.metrics = ServiceMetrics(streams, sources, self.quotas, self.history)
 
