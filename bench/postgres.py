@@ -2,7 +2,7 @@
 `jdbc:postgresql://` URL: each batch staged in SeaweedFS with its manifest, and loaded with COPY
 FROM STDIN), against a baseline that makes the same client calls directly in this process.
 
-    python -m bench.postgres [--records 1200000] [--buffer-mib 5] [--rounds 5]
+    python -m bench.postgres [--records 1200000] [--buffer-mib 5] [--rounds 7]
 
 Both sides are timed the same way, over the same batches (the records cut at the buffer size):
 a lock held by the bench keeps the first COPY waiting until every record is in hand (the
@@ -261,7 +261,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--records", type=int, default=1_200_000)
     parser.add_argument("--buffer-mib", type=int, default=5)
-    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--rounds", type=int, default=7)
     args = parser.parse_args(argv)
     records = make_records(args.records)
     count, data_mib = len(records), sum(map(len, records)) / MIB
