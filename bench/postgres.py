@@ -2,16 +2,16 @@
 `jdbc:postgresql://` URL: each batch staged in SeaweedFS with its manifest, and loaded with COPY
 FROM STDIN), against a baseline that makes the same client calls directly in this process.
 
-    python -m bench.postgres [--records 1200000] [--buffer-mib 5] [--rounds 7]
+    python -m bench.postgres [--records 1000000] [--buffer-mib 5] [--rounds 7]
 
 Both sides are timed the same way, over the same batches (the records cut at the buffer size):
 a lock held by the bench keeps the first COPY waiting until every record is in hand (the
 service has acknowledged them all; the baseline has them in memory) and the first object is
-staged; then the lock goes and the clock runs until the last row is committed. After an
-untimed baseline pass (a fresh cluster's first loads are slower), service and baseline alternate
-for several rounds in one run; the figure is the median ratio of their records/s, with its
-spread. One more service run, end to end (from the first PutRecordBatch), shows what ingest
-adds.
+staged; then the lock goes and the clock runs until the last row is committed. The service
+gets every round's records first, one stream and table per round, so that its rounds and the
+baseline's alternate back to back (after an untimed baseline pass: a fresh cluster's first
+loads are slower); the figure is the median ratio of their records/s, with its spread. One more
+service run, end to end (from the first PutRecordBatch), shows what ingest adds.
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import orjson
@@ -127,12 +128,12 @@ class TableLock:
         self._watch.close()
 
 
-def put_bodies(records: Sequence[bytes]) -> list[bytes]:
+def put_bodies(records: Sequence[bytes], stream: str) -> list[bytes]:
     calls = []
     for start in range(0, len(records), RECORDS_PER_CALL):
         chunk = records[start : start + RECORDS_PER_CALL]
         entries = [{"Data": base64.b64encode(r).decode()} for r in chunk]
-        calls.append(orjson.dumps({"DeliveryStreamName": "bench", "Records": entries}))
+        calls.append(orjson.dumps({"DeliveryStreamName": stream, "Records": entries}))
     return calls
 
 
@@ -153,14 +154,14 @@ async def send(url: str, bodies: list[bytes]) -> None:
         await asyncio.gather(*(producer(session) for _ in range(PRODUCERS)))
 
 
-def wait_delivered(service: ServiceProcess, count: int) -> None:
+def wait_delivered(service: ServiceProcess, stream: str, count: int) -> None:
     """Poll /health over one kept-alive connection until `count` records are delivered."""
     health = http.client.HTTPConnection("127.0.0.1", service.port)
     try:
         while True:
             health.request("GET", "/health")
             streams = orjson.loads(health.getresponse().read())["streams"]
-            if streams["bench"]["DeliveryToRedshift.Records"] >= count:
+            if streams[stream]["DeliveryToRedshift.Records"] >= count:
                 return
             time.sleep(POLL_SECONDS)
     finally:
@@ -185,7 +186,7 @@ class Bench:
         self.buffer_mib = buffer_mib
         self.batches = batches(self.records, buffer_mib * MIB)
 
-    def _fresh(self, name: str) -> tuple[str, str]:
+    def fresh_place(self, name: str) -> tuple[str, str]:
         """A new table and bucket for one run."""
         self._runs += 1
         table, bucket = f"bench_{name}", f"bench-{name.replace('_', '-')}-{self._runs}"
@@ -193,7 +194,7 @@ class Bench:
         self.s3.create_bucket(bucket)
         return table, bucket
 
-    def _check(self, table: str, bucket: str, manifests: str) -> None:
+    def check(self, table: str, bucket: str, manifests: str) -> None:
         loaded = row_count(self.postgres, table)
         assert loaded == len(self.records), f"{table}: {loaded} rows for {len(self.records)}"
         staged = len(self.s3.list_keys(bucket, manifests))
@@ -201,7 +202,7 @@ class Bench:
 
     def baseline(self) -> float:
         """Seconds from the unlock until the baseline committed its last batch."""
-        table, bucket = self._fresh("baseline")
+        table, bucket = self.fresh_place("baseline")
         lock = TableLock(self.postgres, table)
         load = stage_and_copy(self.s3, self.postgres.conninfo, bucket, table, self.batches)
         try:
@@ -212,15 +213,12 @@ class Bench:
                 seconds = finished.result() - started
         finally:
             lock.close()
-        self._check(table, bucket, "baseline/manifests/")
+        self.check(table, bucket, "baseline/manifests/")
         return seconds
 
-    def service(self, *, locked: bool = True) -> float:
-        """Seconds until the service counts every record delivered: from the unlock, or (not
-        `locked`) from the first put."""
-        table, bucket = self._fresh("service" if locked else "end_to_end")
-        stream = {
-            "DeliveryStreamName": "bench",
+    def stream(self, name: str, table: str, bucket: str) -> dict[str, Any]:
+        return {
+            "DeliveryStreamName": name,
             "RedshiftDestinationConfiguration": {
                 "ClusterJDBCURL": self.postgres.jdbc_url(),
                 "CopyCommand": {"DataTableName": table},
@@ -233,23 +231,57 @@ class Bench:
                 },
             },
         }
-        service = ServiceProcess(self.workdir / bucket, [stream], env=self.s3.env())
+
+    def end_to_end(self) -> float:
+        """Seconds from the first put until the service counts every record delivered."""
+        table, bucket = self.fresh_place("end_to_end")
+        service = ServiceProcess(
+            self.workdir / bucket, [self.stream("bench", table, bucket)], env=self.s3.env()
+        )
         service.start()
-        lock = TableLock(self.postgres, table) if locked else None
         try:
             started = time.perf_counter()
-            asyncio.run(send(f"{service.url}/", put_bodies(self.records)))
-            if lock is not None:
-                lock.wait_for_copy()
-                started = lock.release()
-            wait_delivered(service, len(self.records))
+            asyncio.run(send(f"{service.url}/", put_bodies(self.records, "bench")))
+            wait_delivered(service, "bench", len(self.records))
             seconds = time.perf_counter() - started
         finally:
-            if lock is not None:
-                lock.close()
             service.terminate()
-        self._check(table, bucket, "staging/manifests/")
+        self.check(table, bucket, "staging/manifests/")
         return seconds
+
+
+class LoadedService:
+    """One service with a stream (and table) per round, every record of each acknowledged
+    while a lock keeps its first COPY waiting: a round unlocks one stream's table, so that it
+    is timed right beside its baseline round, with no ingest in between."""
+
+    def __init__(self, bench: Bench, rounds: int) -> None:
+        self.bench = bench
+        self.names = [f"round{turn}" for turn in range(rounds)]
+        self.places = [bench.fresh_place(f"service_{turn}") for turn in range(rounds)]
+        streams = [
+            bench.stream(name, *place) for name, place in zip(self.names, self.places, strict=True)
+        ]
+        self.service = ServiceProcess(bench.workdir / "service", streams, env=bench.s3.env())
+        self.service.start()
+        self.locks = [TableLock(bench.postgres, table) for table, _ in self.places]
+        for name in self.names:
+            asyncio.run(send(f"{self.service.url}/", put_bodies(bench.records, name)))
+        for lock in self.locks:
+            lock.wait_for_copy()
+
+    def run(self, turn: int) -> float:
+        """Seconds from the unlock until the service counts the round's records delivered."""
+        started = self.locks[turn].release()
+        wait_delivered(self.service, self.names[turn], len(self.bench.records))
+        seconds = time.perf_counter() - started
+        self.bench.check(*self.places[turn], "staging/manifests/")
+        return seconds
+
+    def close(self) -> None:
+        for lock in self.locks:
+            lock.close()
+        self.service.terminate()
 
 
 def _timed(work: Callable[[], object]) -> float:
@@ -259,7 +291,7 @@ def _timed(work: Callable[[], object]) -> float:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--records", type=int, default=1_200_000)
+    parser.add_argument("--records", type=int, default=1_000_000)
     parser.add_argument("--buffer-mib", type=int, default=5)
     parser.add_argument("--rounds", type=int, default=7)
     args = parser.parse_args(argv)
@@ -274,21 +306,25 @@ def main(argv: Sequence[str] | None = None) -> int:
         bench.cut(args.buffer_mib)
         print(f"{count} records, {data_mib:.1f} MiB, {len(bench.batches)} batches of "
               f"{args.buffer_mib} MiB at most, {args.rounds} rounds")  # fmt: skip
-        bench.baseline()  # warm-up, not counted
-        for turn in range(args.rounds):
-            # Alternate which side goes first: neither always gets the warmer machine.
-            if turn % 2:
-                service_s, base_s = bench.service(), bench.baseline()
-            else:
-                base_s, service_s = bench.baseline(), bench.service()
-            ratios.append(base_s / service_s)
-            print(
-                f"round {turn + 1}: baseline {count / base_s:>9,.0f} records/s ({base_s:.2f} s), "
-                f"service {count / service_s:>9,.0f} records/s ({service_s:.2f} s), "
-                f"ratio {ratios[-1]:.2f}",
-                flush=True,
-            )
-        end_to_end_s = bench.service(locked=False)
+        service = LoadedService(bench, args.rounds)
+        try:
+            bench.baseline()  # warm-up, not counted
+            for turn in range(args.rounds):
+                # Alternate which side goes first: neither always gets the warmer machine.
+                if turn % 2:
+                    service_s, base_s = service.run(turn), bench.baseline()
+                else:
+                    base_s, service_s = bench.baseline(), service.run(turn)
+                ratios.append(base_s / service_s)
+                print(
+                    f"round {turn + 1}: baseline {count / base_s:>9,.0f} records/s "
+                    f"({base_s:.2f} s), service {count / service_s:>9,.0f} records/s "
+                    f"({service_s:.2f} s), ratio {ratios[-1]:.2f}",
+                    flush=True,
+                )
+        finally:
+            service.close()
+        end_to_end_s = bench.end_to_end()
     finally:
         postgres.stop("immediate")
         postgres.remove()
