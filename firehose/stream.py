@@ -3,7 +3,9 @@
 put → log append + group-committed fsync → acknowledge. A delivery task tails the log, runs the
 stage, routes records to partition buffers, flushes each on size, on interval (timer driven) or
 at shutdown, hands each batch to its output (retrying by the destination's policy), then
-advances the delivered watermark to the low-water mark of what is still held.
+advances the delivered watermark to the low-water mark of what is still held. The next log read
+runs while a read's batches are delivered, and a watermark is written while the next batch is:
+neither file operation waits in line with the destination.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ from firehose.destination import Destination, ErrorOutput, SourceBackup
 from firehose.errors import DeliveryError, NotAcceptingError, WalError
 from firehose.retry import RetryPolicy
 from firehose.stage import PassThrough, Stage
-from firehose.wal import RecoveryReport, WriteAheadLog
+from firehose.wal import Frame, RecoveryReport, WriteAheadLog
 
 __all__ = ["STALL_SECONDS", "DeliveryState", "DeliveryStream", "SourceBackup"]
 
@@ -127,6 +129,8 @@ class DeliveryStream:
         self._closing = False
         self._give_up = False
         self._task: asyncio.Task[None] | None = None
+        self._watermark_task: asyncio.Task[None] | None = None
+        self._watermark_wanted = False
         self._read_through = 0
         # (last seq, bytes) of each read that the watermark has not passed yet: what the
         # watermark frees, whatever processing made of the records.
@@ -177,6 +181,7 @@ class DeliveryStream:
                     await self._task
             except Exception:
                 log.exception("stream %s: delivery failed during shutdown", self.name)
+            await self._watermark_written()
             delivered_all = self.wal.delivered_seq >= self.wal.next_seq - 1
         await self.stage.close()
         for output in self.outputs:
@@ -274,6 +279,7 @@ class DeliveryStream:
         log.error("stream %s: delivery failed: %s", self.name, exc, exc_info=exc)
 
     async def _deliver_from_log(self) -> None:
+        await self._watermark_written()  # an earlier pass's: it reads what this one resets
         reader = self.wal.reader()
         self.main.reset(self.wal.object_id)
         if self.backup is not None:
@@ -281,37 +287,50 @@ class DeliveryStream:
         self._read_through = reader.after_seq
         self._read_sizes.clear()
         after_seq = reader.after_seq
-        while True:
-            self._wakeup.clear()
-            # Reads of up to a whole buffer: a read's frames pin its buffer, so smaller reads
-            # would not lower the peak much, and larger ones are fewer round trips.
-            frames = await reader.read(self._read_bytes)
-            runs: list[RecordRun] = []
-            for frame in frames:
-                run = run_from_frame(frame, after_seq)
-                if run is not None:
-                    runs.append(run)
-                    after_seq = frame.last_seq
-                    self._read_sizes.append((after_seq, len(run.data)))
-            if runs:
-                await self._take(runs)
-                self._read_through = after_seq
-            if frames:
-                continue  # read on until caught up before waiting
-            self._unread_since_ms = None
-            due = [
-                (output, batch)
-                for output in self.outputs
-                for batch in output.hold(output.buffers.due(now_ms(), everything=self._closing))
-            ]
-            if due:
-                while due:
-                    await self._deliver(*due.pop(0))
-                continue
-            advanced = await self._advance_watermark()
-            if self._closing:
-                return
-            await self._wait(retry_watermark=not advanced)
+        ahead: asyncio.Task[list[Frame]] | None = None
+        try:
+            while True:
+                self._wakeup.clear()
+                # Reads of up to a whole buffer: a read's frames pin its buffer, so smaller
+                # reads would not lower the peak much, and larger ones are fewer round trips.
+                if ahead is None:
+                    frames = await reader.read(self._read_bytes)
+                else:
+                    frames, ahead = await ahead, None
+                    if not frames:
+                        continue  # begun before the wakeup was cleared: read again to be sure
+                if frames:  # the next read runs while these records are delivered
+                    ahead = asyncio.create_task(reader.read(self._read_bytes))
+                runs: list[RecordRun] = []
+                for frame in frames:
+                    run = run_from_frame(frame, after_seq)
+                    if run is not None:
+                        runs.append(run)
+                        after_seq = frame.last_seq
+                        self._read_sizes.append((after_seq, len(run.data)))
+                if runs:
+                    await self._take(runs)
+                    self._read_through = after_seq
+                if frames:
+                    continue  # read on until caught up before waiting
+                self._unread_since_ms = None
+                due = [
+                    (output, batch)
+                    for output in self.outputs
+                    for batch in output.hold(output.buffers.due(now_ms(), everything=self._closing))
+                ]
+                if due:
+                    while due:
+                        await self._deliver(*due.pop(0))
+                    continue
+                await self._watermark_written()
+                advanced = await self._advance_watermark()
+                if self._closing:
+                    return
+                await self._wait(retry_watermark=not advanced)
+        finally:
+            if ahead is not None:
+                _discard(ahead)
 
     async def _take(self, runs: list[RecordRun]) -> None:
         """Buffer what was read: processed for the destination, and for the backup as it came
@@ -362,7 +381,24 @@ class DeliveryStream:
 
     async def _deliver(self, output: Output, batch: Batch) -> None:
         await output.deliver(batch, self._giving_up)
-        await self._advance_watermark()
+        self._watermark_wanted = True
+        if self._watermark_task is None or self._watermark_task.done():
+            self._watermark_task = asyncio.create_task(self._write_watermarks())
+
+    async def _write_watermarks(self) -> None:
+        """Beside the deliveries: one watermark write at a time, then one more if a delivery
+        asked for it meanwhile."""
+        try:
+            while self._watermark_wanted:
+                self._watermark_wanted = False
+                await self._advance_watermark()
+        except Exception as exc:  # a delivered listener's bug: the watermark itself is written
+            self._note_failure(exc)
+
+    async def _watermark_written(self) -> None:
+        """Wait for the watermark write under way, if any (not cancelled with the caller)."""
+        if self._watermark_task is not None:
+            await asyncio.shield(self._watermark_task)
 
     async def _advance_watermark(self) -> bool:
         """Persist the low-water mark; False (logged, tried again soon) if it cannot be."""
@@ -448,3 +484,12 @@ class DeliveryStream:
             and self.wal.failure is None
             and self.delivery_state in (DeliveryState.IDLE, DeliveryState.DELIVERING)
         )
+
+
+def _discard(task: asyncio.Task[list[Frame]]) -> None:
+    """Drop a read ahead that is not needed, its outcome included."""
+    if task.done():
+        if not task.cancelled():
+            task.exception()  # retrieved, so that asyncio does not log it as lost
+    else:
+        task.cancel()
