@@ -20,6 +20,7 @@ import argparse
 import asyncio
 import base64
 import http.client
+import shutil
 import statistics
 import sys
 import tempfile
@@ -340,6 +341,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         postgres.stop("immediate")
         postgres.remove()
         stop(s3_proc)
+        shutil.rmtree(workdir, ignore_errors=True)  # the logs and objects: hundreds of MiB
     print(
         f"service / baseline (stage + COPY): median {statistics.median(ratios):.2f}, "
         f"spread {min(ratios):.2f}-{max(ratios):.2f} over {len(ratios)} rounds"
