@@ -1,6 +1,6 @@
 """Redshift destination: each batch staged in the intermediate bucket, listed in a manifest,
 and loaded by COPY: into Amazon Redshift from S3 once both are uploaded, or into PostgreSQL
-through STDIN from memory while they are.
+through STDIN from memory while they are, its rows committed once they are.
 
 Firehose files no error records for Redshift: a load still failing when its retry window is over
 leaves its manifest under `<Prefix>errors/manifests/` for a manual backfill, and the stream moves
@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import orjson
 
 from destinations.objectstore import ObjectStore
-from destinations.redshift_load import Loader, StagedObject, build_loader
+from destinations.redshift_load import BeforeCommit, Loader, StagedObject, build_loader
 from destinations.s3 import S3Destination
 from firehose.batch import Batch
 from firehose.config import RedshiftConfiguration
@@ -37,6 +37,11 @@ def manifest_body(objects: list[StagedObject]) -> bytes:
     """The manifest COPY reads: every object mandatory, so a missing one fails the load."""
     entries = [{"url": staged.url, "mandatory": True} for staged in objects]
     return orjson.dumps({"entries": entries})
+
+
+class _StagingFailed(Exception):
+    """Raised to a load waiting to commit: the staging failed, so the load must not commit.
+    Not a `DeliveryError`, so that it is never taken for a failed load."""
 
 
 @dataclass
@@ -64,8 +69,9 @@ class _LoadFailure:
 class RedshiftDestination:
     """Stage (the object and the manifest), load; a load failing past the window files its
     manifest under errors/ and counts as handled. A load that reads S3 (Redshift) waits for the
-    staging, one from memory (PostgreSQL) runs beside it. Loads run one at a time, in order:
-    the stream is serial."""
+    staging, one from memory (PostgreSQL) runs beside it and commits only once it is done:
+    rows are never loaded from an object that is not staged. Loads run one at a time, in
+    order: the stream is serial."""
 
     kind = "Redshift"
 
@@ -108,15 +114,7 @@ class RedshiftDestination:
             await self._stage(progress)  # Redshift reads the manifest and the object from S3
             failure = await self._load(progress)
         else:
-            # The load gets the bytes from memory: it runs while they are uploaded.
-            staging, loading = await asyncio.gather(
-                self._stage(progress), self._load(progress), return_exceptions=True
-            )
-            if isinstance(loading, BaseException):
-                raise loading  # not a failed load (that is returned): a bug, or cancelled
-            if isinstance(staging, BaseException):
-                raise staging  # retried without a deadline; the load again only if it failed
-            failure = loading
+            failure = await self._stage_while_loading(progress)
         if failure is not None:
             if failure.failed_at - failure.first_load < self.window:
                 raise failure.error
@@ -140,6 +138,22 @@ class RedshiftDestination:
         self._progress[batch.object_id] = progress
         return progress
 
+    async def _stage_while_loading(self, progress: _Progress) -> _LoadFailure | None:
+        """The load streams the bytes from memory while they are uploaded and commits once
+        they are. A failed staging (retried without a deadline) is raised, and the load is then
+        redone only if it did not commit."""
+        staging = asyncio.ensure_future(self._stage(progress))
+        try:
+            try:
+                failure = await self._load(progress, lambda: _staged(staging))
+            except _StagingFailed:
+                failure = None  # rolled back; the staging's own error is raised below
+            await staging
+        except BaseException:
+            staging.cancel()  # a bug or a cancelled delivery: no upload left behind running
+            raise
+        return failure
+
     async def _stage(self, progress: _Progress) -> None:
         """Upload the object and its manifest side by side, each until it worked once."""
         puts = []
@@ -160,14 +174,17 @@ class RedshiftDestination:
         await self.store.put(self.bucket, progress.manifest_key, manifest_body([progress.staged]))
         progress.manifest_put = True
 
-    async def _load(self, progress: _Progress) -> _LoadFailure | None:
+    async def _load(
+        self, progress: _Progress, before_commit: BeforeCommit | None = None
+    ) -> _LoadFailure | None:
         """The load, unless an earlier attempt committed it; its failure is returned."""
         if progress.loaded:
             return None
         if progress.first_load is None:
             progress.first_load = time.monotonic()
+        manifest_url = f"s3://{self.bucket}/{progress.manifest_key}"
         try:
-            await self.loader.load(f"s3://{self.bucket}/{progress.manifest_key}", [progress.staged])
+            await self.loader.load(manifest_url, [progress.staged], before_commit)
         except DeliveryError as exc:
             return _LoadFailure(exc, progress.first_load, time.monotonic())
         progress.loaded = True
@@ -200,3 +217,11 @@ class RedshiftDestination:
     async def close(self) -> None:
         await self.loader.close()
         await self.store.close()
+
+
+async def _staged(staging: asyncio.Future[None]) -> None:
+    """Wait for the staging without cancelling it; its failure as `_StagingFailed`."""
+    try:
+        await asyncio.shield(staging)
+    except Exception as exc:
+        raise _StagingFailed from exc

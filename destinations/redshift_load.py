@@ -8,7 +8,7 @@ through a pluggable `SqlExecutor`, so its exact text is testable without a Redsh
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -36,17 +36,27 @@ class StagedObject:
         return f"s3://{self.bucket}/{self.key}"
 
 
+# Awaited by a load before it commits: returns once the objects and manifest are staged, raises
+# if they could not be (the load then commits nothing and lets that exception through).
+BeforeCommit = Callable[[], Awaitable[None]]
+
+
 class Loader(Protocol):
     """Loads one manifest; raises `DeliveryError` when the load did not happen.
 
     `reads_staging`: the load reads the staged objects from S3 (Amazon Redshift), so they and
     the manifest must be there first; otherwise (PostgreSQL) it gets their bytes from memory
-    and may run while they are uploaded."""
+    and may send them while they are uploaded, committing only after `before_commit`."""
 
     target: str
     reads_staging: bool
 
-    async def load(self, manifest_url: str, objects: Sequence[StagedObject]) -> None: ...
+    async def load(
+        self,
+        manifest_url: str,
+        objects: Sequence[StagedObject],
+        before_commit: BeforeCommit | None = None,
+    ) -> None: ...
 
     async def close(self) -> None: ...
 
@@ -153,7 +163,14 @@ class RedshiftLoader:
         warehouse = section.warehouse
         self.target = f"Redshift {warehouse.host}:{warehouse.port}/{warehouse.database}"
 
-    async def load(self, manifest_url: str, objects: Sequence[StagedObject]) -> None:
+    async def load(
+        self,
+        manifest_url: str,
+        objects: Sequence[StagedObject],
+        before_commit: BeforeCommit | None = None,
+    ) -> None:
+        if before_commit is not None:
+            await before_commit()  # the statement commits as it runs: staged first
         await self.executor.execute(redshift_copy_statement(self.section, manifest_url))
 
     async def close(self) -> None:
@@ -162,7 +179,7 @@ class RedshiftLoader:
 
 class PostgresLoader:
     """PostgreSQL cannot read S3: the manifest's objects, as staged, go through COPY FROM STDIN,
-    all in one transaction."""
+    all in one transaction, which commits only after `before_commit`."""
 
     reads_staging = False
 
@@ -173,7 +190,12 @@ class PostgresLoader:
         self.target = f"PostgreSQL {self.connection.target}"
         self._columns: list[str] | None = None
 
-    async def load(self, manifest_url: str, objects: Sequence[StagedObject]) -> None:
+    async def load(
+        self,
+        manifest_url: str,
+        objects: Sequence[StagedObject],
+        before_commit: BeforeCommit | None = None,
+    ) -> None:
         connection = await self.connection.get()
         command = self.section.copy_command
         try:
@@ -182,14 +204,13 @@ class PostgresLoader:
                 self.copy, columns, gzipped=self.section.staged_gzip, target=self.target
             )
             statement = copy_from_stdin_sql(command.data_table_name, command.columns, self.copy)
-            async with (
-                connection.transaction(),
-                connection.cursor() as cursor,
-                cursor.copy(statement.encode()) as copy,
-            ):
-                for staged in objects:
-                    async for chunk in feed.chunks(staged.body):
-                        await copy.write(chunk)
+            async with connection.transaction():
+                async with connection.cursor() as cursor, cursor.copy(statement.encode()) as copy:
+                    for staged in objects:
+                        async for chunk in feed.chunks(staged.body):
+                            await copy.write(chunk)
+                if before_commit is not None:
+                    await before_commit()  # raising rolls the rows back
         except psycopg.Error as exc:
             await self.connection.drop()
             raise database_error(exc, self.target) from None

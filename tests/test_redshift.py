@@ -4,6 +4,7 @@ errors/ once their window is over, and the Redshift statement as PostgreSQL rece
 
 from __future__ import annotations
 
+import asyncio
 import gzip
 import re
 import time
@@ -241,26 +242,72 @@ class FlakyStore(S3ObjectStore):
         self.puts.append(key)
 
 
-async def test_a_retry_after_a_committed_load_only_stages(
+async def test_a_failed_upload_rolls_the_load_back_and_a_retry_redoes_only_the_rest(
     s3: S3Server, staging_bucket: str, postgres: PostgresServer, table: str
 ) -> None:
     config = section(postgres.jdbc_url(), s3, staging_bucket, table, columns="id,name")
     store = FlakyStore(config.s3_configuration.endpoint_url)
     destination = RedshiftDestination("events", config, store)
     try:
-        store.failing = f"events/{HOUR_PATH}"  # the object's upload fails, the load commits
+        store.failing = f"events/{HOUR_PATH}"  # the object's upload fails, the manifest's not
         records = batch([b"1|a\n", b"2|b\n"])
         with pytest.raises(DeliveryError) as caught:
             await destination.deliver(records)
         assert caught.value.code == "S3.ConnectionFailed"
-        assert [r[0] for r in rows(postgres, table)] == [1, 2]
+        assert rows(postgres, table) == []  # no rows from an object that is not staged
         [manifest] = store.puts
         assert manifest.startswith(f"events/manifests/{HOUR_PATH}")
         store.failing = None
         assert await destination.deliver(records) == DELIVERED
-        assert [r[0] for r in rows(postgres, table)] == [1, 2]  # not loaded twice
+        assert [r[0] for r in rows(postgres, table)] == [1, 2]
         [manifest, staged] = store.puts  # the manifest not uploaded again
         assert s3.get(staging_bucket, staged) == b"1|a\n2|b\n"
+    finally:
+        await destination.close()
+
+
+class HeldStore(S3ObjectStore):
+    """An S3 store whose object puts (not the manifests') wait until `release` is set."""
+
+    def __init__(self, endpoint_url: str | None) -> None:
+        super().__init__(endpoint_url)
+        self.release = asyncio.Event()
+
+    async def put(self, bucket: str, key: str, body: bytes) -> None:
+        if "/manifests/" not in key:
+            await self.release.wait()
+        await super().put(bucket, key, body)
+
+
+def copy_waiting_to_commit(postgres: PostgresServer, table: str) -> bool:
+    """Whether a COPY into `table` has run and its transaction is still open."""
+    with psycopg.connect(postgres.conninfo, autocommit=True) as connection:
+        row = connection.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE state = 'idle in transaction' "
+            "AND query LIKE %s",
+            (f"COPY {table}%",),
+        ).fetchone()
+    return bool(row and row[0])
+
+
+async def test_the_load_commits_only_once_its_object_is_staged(
+    s3: S3Server, staging_bucket: str, postgres: PostgresServer, table: str
+) -> None:
+    config = section(postgres.jdbc_url(), s3, staging_bucket, table, columns="id,name")
+    store = HeldStore(config.s3_configuration.endpoint_url)
+    destination = RedshiftDestination("events", config, store)
+    try:
+        delivery = asyncio.create_task(destination.deliver(batch([b"1|a\n", b"2|b\n"])))
+        deadline = time.monotonic() + 30
+        while not copy_waiting_to_commit(postgres, table):
+            assert time.monotonic() < deadline, "the COPY never ran"
+            await asyncio.sleep(0.02)
+        assert rows(postgres, table) == []  # sent, not committed: the object is not staged
+        assert not delivery.done()
+        store.release.set()
+        assert await delivery == DELIVERED
+        assert [r[0] for r in rows(postgres, table)] == [1, 2]
+        assert len(s3.list_keys(staging_bucket, f"events/{HOUR_PATH}")) == 1
     finally:
         await destination.close()
 
