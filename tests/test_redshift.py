@@ -273,10 +273,12 @@ class HeldStore(S3ObjectStore):
         super().__init__(endpoint_url)
         self.release = asyncio.Event()
 
-    async def put(self, bucket: str, key: str, body: bytes) -> None:
+    async def put(
+        self, bucket: str, key: str, body: bytes, *, kms_key_arn: str | None = None
+    ) -> None:
         if "/manifests/" not in key:
             await self.release.wait()
-        await super().put(bucket, key, body)
+        await super().put(bucket, key, body, kms_key_arn=kms_key_arn)
 
 
 def copy_waiting_to_commit(postgres: PostgresServer, table: str) -> bool:
