@@ -349,11 +349,14 @@ def _file_problem(file: Path, allowed: str, number: int | None = None) -> Config
 ConfigCheck = Callable[[DeliveryStreamConfig], list[tuple[str, str]]]
 
 
-def load_configs(path: Path, checks: Sequence[ConfigCheck] = ()) -> list[DeliveryStreamConfig]:
+def load_configs(
+    path: Path, checks: Sequence[ConfigCheck] = (), *, allow_empty_folder: bool = False
+) -> list[DeliveryStreamConfig]:
     """Every delivery stream defined under `path`; raises ConfigError naming every problem.
 
     `checks` run on each stream that validated; the caller supplies them, so the core does not
-    have to import what they check (transforms, say)."""
+    have to import what they check (transforms, say). With `allow_empty_folder`, a folder with
+    no config file defines no stream (a service whose streams all come through the API)."""
     if not path.exists():
         raise ConfigError([_file_problem(path, "does not exist")])
     try:
@@ -361,6 +364,8 @@ def load_configs(path: Path, checks: Sequence[ConfigCheck] = ()) -> list[Deliver
     except OSError as exc:
         raise ConfigError([_file_problem(path, f"cannot be read: {exc.strerror}")]) from None
     if not files:
+        if allow_empty_folder and path.is_dir():
+            return []
         raise ConfigError([_file_problem(path, "holds no .yaml, .yml or .json file")])
     problems: list[ConfigProblem] = []
     streams: list[DeliveryStreamConfig] = []

@@ -283,7 +283,13 @@ async def serve(settings: Settings) -> int:
     A second signal during shutdown exits at once with FORCED_EXIT_CODE; what was not delivered
     stays in the log and is delivered at the next start.
     """
-    service = Service(settings, load_configs(settings.config, CONFIG_CHECKS))
+    configs = load_configs(settings.config, CONFIG_CHECKS, allow_empty_folder=True)
+    if not configs:
+        log.info(
+            "%s holds no delivery stream config: streams come from CreateDeliveryStream",
+            settings.config,
+        )
+    service = Service(settings, configs)
     stopping = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):

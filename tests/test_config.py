@@ -774,6 +774,8 @@ def test_folder_without_yaml(tmp_path: Path) -> None:
     problem = only_problem(tmp_path)
     assert problem.file == str(tmp_path)
     assert str(problem) == f"{tmp_path}: holds no .yaml, .yml or .json file"
+    # `serve` starts on such a folder: its streams come through the API.
+    assert load_configs(tmp_path, allow_empty_folder=True) == []
 
 
 def test_folder_reads_a_json_create_delivery_stream_body(tmp_path: Path) -> None:

@@ -897,3 +897,22 @@ def test_aws_cli_manages_streams(
     wait_gone(service.client(), "by-cli")
     listed = json.loads(cli("list-delivery-streams").stdout)
     assert listed["DeliveryStreamNames"] == ["fixed"]
+
+
+def test_a_service_with_an_empty_config_folder_serves_api_streams(
+    seaweedfs: S3Server, fresh_bucket: str, tmp_path: Path, services: list[ServiceProcess]
+) -> None:
+    service = ServiceProcess(tmp_path, [], env=seaweedfs.env())
+    services.append(service)
+    service.start()
+    client = service.client()
+    assert client.list_delivery_streams()["DeliveryStreamNames"] == []
+    client.create_delivery_stream(
+        DeliveryStreamName="only",
+        ExtendedS3DestinationConfiguration=s3_config(fresh_bucket, Prefix="only/"),
+    )
+    wait_status(client, "only", "ACTIVE")
+    sent = records(0, 20)
+    put_all(client, "only", sent)
+    wait_for(lambda: len(delivered(seaweedfs, fresh_bucket, "only/")) >= len(sent))
+    assert sorted(delivered(seaweedfs, fresh_bucket, "only/")) == sorted(sent)
