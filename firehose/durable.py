@@ -17,15 +17,20 @@ def fsync_directory(path: Path) -> None:
         os.close(fd)
 
 
-def replace_durably(path: Path, data: bytes) -> None:
+def replace_durably(
+    path: Path, data: bytes, *, mode: int = 0o666, folder_mode: int = 0o777
+) -> None:
     """Replace `path` with `data` atomically: readers see the old file or the new, never a part.
 
     Folders it has to create are made durable too, so a file that was written stays reachable.
+    `mode` and `folder_mode` (for the file's own folder, if created) are narrowed by the umask;
+    the file has its mode from the start, so a secret is never readable by others.
     """
-    created = _make_folders(path.parent)
+    created = _make_folders(path.parent, folder_mode)
     tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
     try:
-        with tmp.open("wb") as handle:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
+        with os.fdopen(fd, "wb") as handle:
             handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())
@@ -36,14 +41,15 @@ def replace_durably(path: Path, data: bytes) -> None:
         fsync_directory(folder)
 
 
-def _make_folders(folder: Path) -> list[Path]:
-    """mkdir -p that returns the parents of the folders it created (whose entries changed)."""
+def _make_folders(folder: Path, mode: int) -> list[Path]:
+    """mkdir -p that returns the parents of the folders it created (whose entries changed);
+    the innermost folder gets `mode`."""
     missing = []
     while not folder.exists():
         missing.append(folder)
         folder = folder.parent
     for new in reversed(missing):
-        new.mkdir(exist_ok=True)
+        new.mkdir(mode=mode if new is missing[0] else 0o777, exist_ok=True)
     return [new.parent for new in missing]
 
 

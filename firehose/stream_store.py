@@ -20,6 +20,9 @@ log = logging.getLogger(__name__)
 
 STORE_FOLDER = "api-streams"
 SUFFIX = ".json"
+# A stored request may hold secrets (access keys, passwords, HEC tokens): owner only.
+FILE_MODE = 0o600
+FOLDER_MODE = 0o700
 
 
 @dataclass
@@ -59,11 +62,13 @@ class StreamStore:
         """Every stored stream; a file that cannot be read is reported and skipped."""
         if not self.folder.is_dir():
             return []
+        self.folder.chmod(FOLDER_MODE)  # a folder made before it was kept private
         streams = []
         for path in sorted(self.folder.iterdir()):
             if not path.name.endswith(SUFFIX) or path.name.endswith(".tmp"):
                 continue
             try:
+                path.chmod(FILE_MODE)
                 streams.append(StoredStream(**orjson.loads(path.read_bytes())))
             except (OSError, ValueError, TypeError) as exc:
                 log.error("stored stream %s cannot be read and is ignored: %s", path, exc)
@@ -71,7 +76,12 @@ class StreamStore:
 
     def save(self, stream: StoredStream) -> None:
         """Write `stream` durably: temp file, fsync, rename, fsync of the folder."""
-        replace_durably(self.path(stream.name), orjson.dumps(asdict(stream)))
+        replace_durably(
+            self.path(stream.name),
+            orjson.dumps(asdict(stream)),
+            mode=FILE_MODE,
+            folder_mode=FOLDER_MODE,
+        )
 
     def remove(self, name: str) -> None:
         path = self.path(name)
