@@ -33,6 +33,7 @@ from firehose.control_checks import (
     tags_problems,
 )
 from firehose.describe import DESTINATION_ID, describe, stream_arn
+from firehose.destination import shown_target
 from firehose.destination_update import refused_change, update_member, updated_request
 from firehose.errors import (
     ConcurrentModificationError,
@@ -325,8 +326,8 @@ class ControlPlane:
             entry.failure = {"Type": "UNKNOWN_ERROR", "Details": str(exc) or type(exc).__name__}
             return
         entry.status = "ACTIVE"
-        log.info("stream %s created: delivering to %s", entry.config.name,
-                 self.registry.streams[entry.config.name].destination.target)  # fmt: skip
+        target = shown_target(self.registry.streams[entry.config.name].destination.target)
+        log.info("stream %s created: delivering to %s", entry.config.name, target)
 
     async def delete(self, body: dict[str, Any]) -> dict[str, Any]:
         name = self._name(body)

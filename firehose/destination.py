@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from firehose.batch import Batch, Record
 from firehose.config import BufferingHints
+
+# Anything after `?` in a URL may be a token.
+_QUERY = re.compile(r"\?\S*")
+
+
+def shown_target(target: str) -> str:
+    """A destination's `target` fit to show or log: without the query string of any URL."""
+    return _QUERY.sub("?…", target)
 
 
 @dataclass(frozen=True, slots=True)

@@ -30,6 +30,7 @@ from firehose.config_load import ConfigCheck, load_configs
 from firehose.control_plane import ControlPlane, stored_streams
 from firehose.credentials import load_credentials
 from firehose.describe import stream_arn
+from firehose.destination import shown_target
 from firehose.durable import lock_exclusively
 from firehose.errors import StartError
 from firehose.http_server import HttpLimits
@@ -156,7 +157,8 @@ class Service:
         self.telemetry.start()
         self.ready = True
         for stream in self.streams.values():
-            log.info("stream %s ready: delivering to %s", stream.name, stream.destination.target)
+            target = shown_target(stream.destination.target)
+            log.info("stream %s ready: delivering to %s", stream.name, target)
 
     def _claim_data_dir(self) -> None:
         """Create the data dir, prove it writable and lock it against a second process."""

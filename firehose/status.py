@@ -5,7 +5,6 @@ secrets (no credentials, tokens or query strings)."""
 from __future__ import annotations
 
 import itertools
-import re
 import time
 from functools import cache
 from importlib.resources import files
@@ -14,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 from aiohttp import web
 
+from firehose.destination import shown_target
 from firehose.history import SAMPLE_SECONDS, Sample, kept
 from firehose.readings import delivery_prefix, stream_readings
 from firehose.stream import DeliveryStream
@@ -24,8 +24,6 @@ if TYPE_CHECKING:
 
 # The classic text format, which every Prometheus version reads (generate_latest writes it).
 METRICS_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
-# Anything after `?` in a URL may be a token: the page shows the URL without it.
-_QUERY = re.compile(r"\?\S*")
 INDEX = b"""<!doctype html><html><head><meta charset="utf-8"><title>firehose</title></head>
 <body><h1>firehose</h1><p>This service speaks the Amazon Data Firehose API at
 <code>POST /</code>.</p><ul><li><a href="/status">status page</a></li>
@@ -91,7 +89,7 @@ class StatusPages:
             "type": stream.config.type,
             "destination": {
                 "kind": stream.destination.kind,
-                "target": _QUERY.sub("?…", stream.destination.target),
+                "target": shown_target(stream.destination.target),
                 "prefix": getattr(section, "prefix", None),
                 "backup": stream.backup is not None,
             },
