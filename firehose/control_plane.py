@@ -39,12 +39,14 @@ from firehose.errors import (
     ConcurrentModificationError,
     InvalidArgumentError,
     LimitExceededError,
+    LogKeyError,
     ResourceInUseError,
     ResourceNotFoundError,
     SerializationError,
     StartError,
     ValidationError,
 )
+from firehose.kms_failures import key_failure_description
 from firehose.settings import Settings
 from firehose.stream_registry import StreamRegistry, remove_log
 from firehose.stream_store import StoredStream, StreamStore
@@ -71,6 +73,8 @@ class StreamEntry:
     # ENABLING or DISABLING while a Start/Stop is applied; None otherwise.
     encryption_change: str | None = None
     failure: dict[str, str] | None = None
+    # Why the last Start/Stop encryption (or the key at create) failed: {Type, Details}.
+    encryption_failure: dict[str, str] | None = None
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
     @property
@@ -255,6 +259,8 @@ class ControlPlane:
             shown["KeyType"] = given.key_type
             if given.key_arn is not None:
                 shown["KeyARN"] = given.key_arn
+        if entry.encryption_failure is not None:
+            shown["FailureDescription"] = entry.encryption_failure
         return shown
 
     def names(self, kind: str | None) -> list[str]:
@@ -325,8 +331,15 @@ class ControlPlane:
             entry.status = "CREATING_FAILED"
             entry.failure = {"Type": "UNKNOWN_ERROR", "Details": str(exc) or type(exc).__name__}
             return
+        stream = self.registry.streams[entry.config.name]
+        if stream.key_failure is not None:
+            # The stream could not take a record: creating it failed, as in AWS.
+            await self.registry.remove(entry.config.name, None)
+            entry.status = "CREATING_FAILED"
+            entry.failure = entry.encryption_failure = key_failure_description(stream.key_failure)
+            return
         entry.status = "ACTIVE"
-        target = shown_target(self.registry.streams[entry.config.name].destination.target)
+        target = shown_target(stream.destination.target)
         log.info("stream %s created: delivering to %s", entry.config.name, target)
 
     async def delete(self, body: dict[str, Any]) -> dict[str, Any]:
@@ -422,7 +435,7 @@ class ControlPlane:
         except Exception as exc:
             stored.request, stored.version, stored.updated_at = before
             self.store.save(stored)
-            raise InvalidArgumentError(f"The new configuration cannot run: {exc}") from None
+            raise InvalidArgumentError(f"The new configuration cannot run: {exc}") from exc
         entry.config = config
 
     # -- tags ------------------------------------------------------------------------------
@@ -546,31 +559,39 @@ class ControlPlane:
                 "StartDeliveryStreamEncryption and StopDeliveryStreamEncryption calls in the "
                 "last 24 hours, the most allowed."
             )
-        request = {k: v for k, v in stored.request.items() if k != ENCRYPTION}
-        if encryption is not None:
-            request[ENCRYPTION] = encryption
-        config = self._validated(request, operation)
+        self._validated(with_encryption(stored.request, encryption), operation)
         stored.encryption_calls = [*recent, now]
         entry.encryption_change = "ENABLING" if encryption is not None else "DISABLING"
-        self._background(self._apply_encryption(entry, stored, request, config))
+        entry.encryption_failure = None
+        self._background(self._apply_encryption(entry, stored, encryption, operation))
 
     async def _apply_encryption(
         self,
         entry: StreamEntry,
         stored: StoredStream,
-        request: dict[str, Any],
-        config: DeliveryStreamConfig,
+        encryption: dict[str, Any] | None,
+        operation: str,
     ) -> None:
-        enabling = ENCRYPTION in request
-        previous_status = stored.encryption_status
+        """Apply the change to the stored request as it is once the lock is held, so a change
+        that took the lock first (an UpdateDestination) is kept."""
+        enabling = encryption is not None
         async with entry.lock:
+            previous_status = stored.encryption_status
             stored.encryption_status = "ENABLED" if enabling else "DISABLED"
             try:
+                request = with_encryption(stored.request, encryption)
+                config = self._validated(request, operation)
                 await self._apply(entry, stored, request, config, new_version=stored.version)
             except Exception as exc:
                 stored.encryption_status = previous_status
                 self.store.save(stored)
                 entry.encryption_change = "ENABLING_FAILED" if enabling else "DISABLING_FAILED"
+                cause = exc.__cause__
+                entry.encryption_failure = (
+                    key_failure_description(cause)
+                    if isinstance(cause, LogKeyError)
+                    else {"Type": "UNKNOWN_ERROR", "Details": str(exc) or type(exc).__name__}
+                )
                 log.error("stream %s: encryption change failed: %s", stored.name, exc)
                 return
             entry.encryption_change = None
@@ -583,6 +604,14 @@ class ControlPlane:
 
     def _arn(self, name: str) -> str:
         return stream_arn(name, region=self.settings.region, account_id=self._account)
+
+
+def with_encryption(request: dict[str, Any], encryption: dict[str, Any] | None) -> dict[str, Any]:
+    """`request` with its stream encryption input replaced (None: without one)."""
+    changed = {k: v for k, v in request.items() if k != ENCRYPTION}
+    if encryption is not None:
+        changed[ENCRYPTION] = encryption
+    return changed
 
 
 def _check_key(encryption: dict[str, Any]) -> None:
