@@ -4,7 +4,8 @@ delivery streams while the service runs.
 Streams made here are stored in the data dir (`StreamStore`) and come back after a restart;
 streams from config files can be read but not changed. Create and Delete are asynchronous as in
 AWS: the answer comes at once, the stream is CREATING until its log is open and DELETING until
-its log is gone.
+its log is gone. Only a forced delete drops records: one that cannot deliver them all turns
+DELETING_FAILED and keeps the log.
 """
 
 from __future__ import annotations
@@ -127,10 +128,12 @@ class ControlPlane:
         self.entries: dict[str, StreamEntry] = {c.name: StreamEntry(c, None) for c in configs}
         self._unfinished_deletes: list[StoredStream] = []
         for item in stored:
-            if item.deleting:
+            if item.deleting and item.force_deleting:
                 self._unfinished_deletes.append(item)
             else:
-                self.entries[item.name] = StreamEntry(stored_config(item), item)
+                # A delete that was to deliver first runs again once the service is up.
+                status = "DELETING" if item.deleting else "ACTIVE"
+                self.entries[item.name] = StreamEntry(stored_config(item), item, status=status)
         self._tasks: set[asyncio.Task[None]] = set()
         self.operations: dict[str, Operation] = {
             "CreateDeliveryStream": self.create,
@@ -152,12 +155,22 @@ class ControlPlane:
         ]
 
     def finish_deletes(self) -> None:
-        """Complete deletes a restart cut short: their logs and files go (the data dir is ours)."""
+        """Complete forced deletes a restart cut short: their logs and files go (the data dir
+        is ours)."""
         for item in self._unfinished_deletes:
             log.info("stream %s: finishing its deletion", item.name)
             remove_log(self.settings.data_dir, item.name)
             self.store.remove(item.name)
         self._unfinished_deletes.clear()
+
+    def resume_deletes(self) -> None:
+        """Run again the deletes a restart cut short that deliver what the log holds first:
+        their streams were opened at start like any other."""
+        for entry in self.entries.values():
+            if entry.status == "DELETING" and entry.stored is not None:
+                log.info("stream %s: resuming its deletion", entry.config.name)
+                timeout = self.settings.shutdown_timeout_seconds
+                self._background(self._remove(entry, entry.stored, timeout, reopen=False))
 
     async def stop(self) -> None:
         """Wait for creates, deletes and encryption changes under way."""
@@ -352,27 +365,53 @@ class ControlPlane:
             raise ResourceInUseError(
                 f"Delivery stream {name} is {entry.status} and cannot be deleted now."
             )
-        stored.deleting = True
-        self.store.save(stored)
-        running = entry.status == "ACTIVE"
-        entry.status = "DELETING"
         timeout = None if force else self.settings.shutdown_timeout_seconds
-        self._background(self._remove(entry, stored, running, timeout))
+        # A failed delete left records in the log: a retry opens it again to deliver them.
+        reopen = entry.status == "DELETING_FAILED" and timeout is not None
+        stored.deleting, stored.force_deleting = True, bool(force)
+        self.store.save(stored)
+        entry.status, entry.failure = "DELETING", None
+        self._background(self._remove(entry, stored, timeout, reopen=reopen))
         return {}
 
     async def _remove(
-        self, entry: StreamEntry, stored: StoredStream, running: bool, timeout: float | None
+        self, entry: StreamEntry, stored: StoredStream, timeout: float | None, *, reopen: bool
     ) -> None:
+        """Delete the stream: unless forced (`timeout` None), only once its log is delivered;
+        what is left then keeps the stream, DELETING_FAILED, for a forced delete or a retry."""
         name = stored.name
         async with entry.lock:
-            if running:
-                if not await self.registry.remove(name, timeout):
-                    log.warning("stream %s deleted with records it had not delivered", name)
-            else:
-                remove_log(self.settings.data_dir, name)
+            try:
+                if reopen:
+                    await self.registry.add(entry.config, entry.version)
+                if name in self.registry.streams:
+                    delivered_all = await self.registry.remove(name, timeout)
+                else:  # never ran (CREATING_FAILED): it took no records
+                    delivered_all = True
+                    remove_log(self.settings.data_dir, name)
+            except Exception as exc:
+                self._delete_failed(entry, stored, str(exc) or type(exc).__name__)
+                raise
+            if not delivered_all and timeout is not None:
+                self._delete_failed(
+                    entry,
+                    stored,
+                    f"Records in the log could not be delivered within {timeout:g} seconds; "
+                    "they are kept. A delete with AllowForceDelete drops them.",
+                )
+                return
+            if not delivered_all:
+                log.warning("stream %s deleted with records it had not delivered", name)
             self.store.remove(name)
             del self.entries[name]
         log.info("stream %s deleted", name)
+
+    def _delete_failed(self, entry: StreamEntry, stored: StoredStream, details: str) -> None:
+        stored.deleting = stored.force_deleting = False
+        self.store.save(stored)
+        entry.status = "DELETING_FAILED"
+        entry.failure = {"Type": "UNKNOWN_ERROR", "Details": details}
+        log.warning("stream %s: delete failed: %s", stored.name, details)
 
     # -- update ----------------------------------------------------------------------------
 

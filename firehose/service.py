@@ -156,6 +156,7 @@ class Service:
         _settle_garbage_collector()
         self.telemetry.start()
         self.ready = True
+        self.control.resume_deletes()
         for stream in self.streams.values():
             target = shown_target(stream.destination.target)
             log.info("stream %s ready: delivering to %s", stream.name, target)

@@ -83,10 +83,12 @@ class StreamRegistry:
 
     async def remove(self, name: str, timeout: float | None) -> bool:
         """Stop a stream (delivering what it holds for up to `timeout` seconds; None: not at
-        all), then delete its log; True if everything had been delivered."""
+        all, forced), then delete its log unless that would drop records a delete that is not
+        forced did not deliver; True if everything had been delivered."""
         stream = self.streams.pop(name)
         delivered_all = await stream.close(timeout or 0, flush=timeout is not None)
-        remove_log(self._data_dir, name)
+        if delivered_all or timeout is None:
+            remove_log(self._data_dir, name)
         return delivered_all
 
     async def current(self, name: str) -> DeliveryStream | None:

@@ -42,6 +42,8 @@ class StoredStream:
     encryption_calls: list[float] = field(default_factory=list)
     # Set once a delete is accepted: a restart finishes it instead of bringing the stream back.
     deleting: bool = False
+    # The delete accepted was forced: a restart drops the log instead of delivering it first.
+    force_deleting: bool = False
 
     @property
     def name(self) -> str:
