@@ -348,7 +348,7 @@ class ControlPlane:
         if stream.key_failure is not None:
             # The stream could not take a record: creating it failed, as in AWS.
             await self.registry.remove(entry.config.name, None)
-            entry.status = "CREATING_FAILED"
+            entry.status, entry.encryption_change = "CREATING_FAILED", "ENABLING_FAILED"
             entry.failure = entry.encryption_failure = key_failure_description(stream.key_failure)
             return
         entry.status = "ACTIVE"
