@@ -497,7 +497,8 @@ def test_a_deleting_stream_refuses_puts_and_changes(
     service: ServiceProcess, seaweedfs: S3Server
 ) -> None:
     """A stream whose store does not answer cannot deliver: its delete waits out the shutdown
-    timeout (20 s here) in DELETING, then drops what it could not deliver."""
+    timeout (20 s here) in DELETING, then fails and keeps the records; only a forced delete
+    drops them."""
     client = service.client()
     # EndpointURL is ours, so boto3 would refuse it: the body goes as the wire has it.
     nowhere = s3_config(
@@ -527,6 +528,18 @@ def test_a_deleting_stream_refuses_puts_and_changes(
         )
     )
     assert code == "ResourceInUseException"
+
+    def status() -> str:
+        described = client.describe_delivery_stream(DeliveryStreamName="stuck")
+        return str(described["DeliveryStreamDescription"]["DeliveryStreamStatus"])
+
+    wait_for(lambda: status() == "DELETING_FAILED")
+    failure = client.describe_delivery_stream(DeliveryStreamName="stuck")[
+        "DeliveryStreamDescription"
+    ]["FailureDescription"]
+    assert failure["Type"] == "UNKNOWN_ERROR" and "AllowForceDelete" in failure["Details"]
+    assert (service.workdir / "data" / "streams" / "stuck").is_dir()
+    client.delete_delivery_stream(DeliveryStreamName="stuck", AllowForceDelete=True)
     wait_gone(client, "stuck")
     assert not (service.workdir / "data" / "streams" / "stuck").exists()
 
@@ -909,7 +922,9 @@ def test_a_service_with_an_empty_config_folder_serves_api_streams(
     assert client.list_delivery_streams()["DeliveryStreamNames"] == []
     client.create_delivery_stream(
         DeliveryStreamName="only",
-        ExtendedS3DestinationConfiguration=s3_config(fresh_bucket, Prefix="only/"),
+        ExtendedS3DestinationConfiguration=s3_config(
+            fresh_bucket, Prefix="only/", BufferingHints={"SizeInMBs": 1, "IntervalInSeconds": 0}
+        ),
     )
     wait_status(client, "only", "ACTIVE")
     sent = records(0, 20)
