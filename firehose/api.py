@@ -14,15 +14,14 @@ import os
 import re
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Mapping
-from typing import TYPE_CHECKING, Any, Protocol
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any
 
 import orjson
 import pybase64
 from aiohttp import web
 
 from firehose.auth import CALLER, Authenticator, authorize_body, stream_visible
-from firehose.config import STREAM_NAME_CHARACTERS
 from firehose.describe import describe
 from firehose.errors import (
     FirehoseError,
@@ -51,6 +50,16 @@ from firehose.http_server import (
 )
 from firehose.logs import REQUEST_ID, STREAM_NAME
 from firehose.quotas import REQUEST_REFUSED
+from firehose.request_checks import (
+    STREAM_TYPES,
+    blob_repr,
+    expect_member,
+    limit_problems,
+    stream_name_problems,
+    violation,
+)
+from firehose.service_view import Streams
+from firehose.status import StatusPages
 from firehose.stream import DeliveryStream
 from firehose.telemetry import Telemetry
 
@@ -67,7 +76,6 @@ MAX_RECORD_BYTES = 1_024_000
 MAX_BATCH_RECORDS = 500
 MAX_BATCH_BYTES = 4 * 1024 * 1024
 THROTTLED_ENTRY = '{"ErrorCode":"ServiceUnavailableException","ErrorMessage":"Slow down."}'
-STREAM_TYPES = ("DirectPut", "KinesisStreamAsSource", "MSKAsSource", "DatabaseAsSource")
 # The control-plane operations: served by a ControlPlane when the API has one.
 NOT_YET = frozenset(
     {
@@ -92,19 +100,6 @@ _BATCH_SEPARATOR = b'"},{"Data":"'
 _BATCH_TAIL = b'"}]}'
 
 
-class Streams(Protocol):
-    """What the API needs of the service: its streams, whether they are ready, who it is."""
-
-    ready: bool
-    region: str
-    account_id: str
-    started_at: float
-
-    # Read-only, so a service holding a dict of streams matches.
-    @property
-    def streams(self) -> Mapping[str, DeliveryStream]: ...
-
-
 # A handler answers a dict, or bytes already rendered as JSON.
 Handler = Callable[["FirehoseApi", dict[str, Any]], Awaitable[dict[str, Any] | bytes]]
 
@@ -125,60 +120,13 @@ def _too_large(operation: str) -> InvalidArgumentError:
     )
 
 
-def _violation(value: Any, path: str, rule: str) -> str:
-    shown = "null" if value is None else f"'{value}'"
-    return f"Value {shown} at '{path}' failed to satisfy constraint: {rule}"
-
-
-def _blob_repr(size: int) -> str:
-    # What AWS's Java service prints for a blob in a validation message.
-    return f"java.nio.HeapByteBuffer[pos=0 lim={size} cap={size}]"
-
-
-def _expect(body: dict[str, Any], key: str, kind: type | tuple[type, ...]) -> Any:
-    value = body.get(key)
-    # bool is an int to Python, not to JSON.
-    if value is not None and (not isinstance(value, kind) or isinstance(value, bool)):
-        raise SerializationError(f"{key} has the wrong JSON type")
-    return value
-
-
-def _limit_problems(limit: int | None) -> list[str]:
-    if limit is None:
-        return []
-    if limit < 1:
-        return [_violation(limit, "limit", "Member must have value greater than or equal to 1")]
-    if limit > 10000:
-        return [_violation(limit, "limit", "Member must have value less than or equal to 10000")]
-    return []
-
-
-def _stream_name_problems(name: Any, path: str = "deliveryStreamName") -> list[str]:
-    if name is None:
-        return [_violation(None, path, "Member must not be null")]
-    problems = []
-    if len(name) > 64:
-        problems.append(_violation(name, path, "Member must have length less than or equal to 64"))
-    if len(name) < 1:
-        problems.append(
-            _violation(name, path, "Member must have length greater than or equal to 1")
-        )
-    elif not set(name) <= STREAM_NAME_CHARACTERS:
-        problems.append(
-            _violation(
-                name, path, "Member must satisfy regular expression pattern: [a-zA-Z0-9_.-]+"
-            )
-        )
-    return problems
-
-
 def _decode_one(item: Any, path: str) -> bytes | str:
     """The record's bytes, or a validation problem; bad JSON shapes raise SerializationError."""
     if not isinstance(item, dict):
         raise SerializationError(f"{path} must be a JSON object")
     data = item.get("Data")
     if data is None:
-        return _violation(None, f"{path}.data", "Member must not be null")
+        return violation(None, f"{path}.data", "Member must not be null")
     if not isinstance(data, str):
         raise SerializationError(f"{path}.data must be a base64 string")
     try:
@@ -207,8 +155,8 @@ def _decode_records(items: list[Any], path: str) -> tuple[list[bytes], list[str]
             if len(record) > MAX_RECORD_BYTES:
                 member = f"{path}.{index}.member.data" if path == "records" else f"{path}.data"
                 problems.append(
-                    _violation(
-                        _blob_repr(len(record)),
+                    violation(
+                        blob_repr(len(record)),
                         member,
                         f"Member must have length less than or equal to {MAX_RECORD_BYTES}",
                     )
@@ -280,7 +228,7 @@ class FirehoseApi:
         app.router.add_post("/", self.handle)
         app.router.add_get("/health", self.health)
         if self.telemetry is not None:
-            self.telemetry.add_routes(app, self.service)
+            StatusPages(self.service, self.telemetry).add_routes(app)
         return app
 
     def runner(self) -> web.AppRunner:
@@ -487,12 +435,12 @@ class FirehoseApi:
     # -- operations -----------------------------------------------------------------------
 
     async def put_record(self, body: dict[str, Any]) -> dict[str, Any]:
-        name = _expect(body, "DeliveryStreamName", str)
-        record = _expect(body, "Record", dict)
-        problems = _stream_name_problems(name)
+        name = expect_member(body, "DeliveryStreamName", str)
+        record = expect_member(body, "Record", dict)
+        problems = stream_name_problems(name)
         records: list[bytes] = []
         if record is None:
-            problems.append(_violation(None, "record", "Member must not be null"))
+            problems.append(violation(None, "record", "Member must not be null"))
         else:
             records, record_problems = _decode_records([record], "record")
             problems += record_problems
@@ -512,19 +460,19 @@ class FirehoseApi:
         }
 
     async def put_record_batch(self, body: dict[str, Any]) -> bytes:
-        name = _expect(body, "DeliveryStreamName", str)
-        items = _expect(body, "Records", list)
-        problems = _stream_name_problems(name)
+        name = expect_member(body, "DeliveryStreamName", str)
+        items = expect_member(body, "Records", list)
+        problems = stream_name_problems(name)
         records: list[bytes] = []
         if items is None:
-            problems.append(_violation(None, "records", "Member must not be null"))
+            problems.append(violation(None, "records", "Member must not be null"))
         elif not items:
             problems.append(
-                _violation("[]", "records", "Member must have length greater than or equal to 1")
+                violation("[]", "records", "Member must have length greater than or equal to 1")
             )
         elif len(items) > MAX_BATCH_RECORDS:
             problems.append(
-                _violation(
+                violation(
                     f"[{len(items)} records]",
                     "records",
                     f"Member must have length less than or equal to {MAX_BATCH_RECORDS}",
@@ -568,11 +516,11 @@ class FirehoseApi:
         return admitted
 
     async def describe_delivery_stream(self, body: dict[str, Any]) -> dict[str, Any]:
-        name = _expect(body, "DeliveryStreamName", str)
-        limit = _expect(body, "Limit", int)
-        start = _expect(body, "ExclusiveStartDestinationId", str)
-        problems = _stream_name_problems(name)
-        problems += _limit_problems(limit)
+        name = expect_member(body, "DeliveryStreamName", str)
+        limit = expect_member(body, "Limit", int)
+        start = expect_member(body, "ExclusiveStartDestinationId", str)
+        problems = stream_name_problems(name)
+        problems += limit_problems(limit)
         if problems:
             raise ValidationError.from_problems(problems)
         if self.control is not None:
@@ -590,21 +538,21 @@ class FirehoseApi:
         }
 
     async def list_delivery_streams(self, body: dict[str, Any]) -> dict[str, Any]:
-        limit = _expect(body, "Limit", int)
-        start = _expect(body, "ExclusiveStartDeliveryStreamName", str)
-        kind = _expect(body, "DeliveryStreamType", str)
+        limit = expect_member(body, "Limit", int)
+        start = expect_member(body, "ExclusiveStartDeliveryStreamName", str)
+        kind = expect_member(body, "DeliveryStreamType", str)
         problems = []
-        problems += _limit_problems(limit)
+        problems += limit_problems(limit)
         if kind is not None and kind not in STREAM_TYPES:
             problems.append(
-                _violation(
+                violation(
                     kind,
                     "deliveryStreamType",
                     f"Member must satisfy enum value set: [{', '.join(STREAM_TYPES)}]",
                 )
             )
         if start is not None:
-            problems += _stream_name_problems(start, "exclusiveStartDeliveryStreamName")
+            problems += stream_name_problems(start, "exclusiveStartDeliveryStreamName")
         if problems:
             raise ValidationError.from_problems(problems)
         if self.control is not None:

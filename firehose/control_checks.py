@@ -9,7 +9,7 @@ from typing import Any
 
 from pydantic import ValidationError as PydanticValidationError
 
-from firehose.api import _violation
+from firehose.request_checks import violation
 
 KEY_TYPES = ("AWS_OWNED_CMK", "CUSTOMER_MANAGED_CMK")
 KEY_ARN_PATTERN = r"arn:.*:kms:[a-zA-Z0-9\-]+:\d{12}:(key|alias)/[a-zA-Z_0-9+=,.@\-_/]+"
@@ -36,9 +36,9 @@ def _tag_text_ok(text: str) -> bool:
 
 def length_problems(value: str, path: str, low: int, high: int) -> list[str]:
     if len(value) > high:
-        return [_violation(value, path, f"Member must have length less than or equal to {high}")]
+        return [violation(value, path, f"Member must have length less than or equal to {high}")]
     if len(value) < low:
-        return [_violation(value, path, f"Member must have length greater than or equal to {low}")]
+        return [violation(value, path, f"Member must have length greater than or equal to {low}")]
     return []
 
 
@@ -46,67 +46,65 @@ def pattern_problems(value: str, path: str, pattern: str, shown: str | None = No
     if re.fullmatch(pattern, value):
         return []
     rule = f"Member must satisfy regular expression pattern: {shown or pattern}"
-    return [_violation(value, path, rule)]
+    return [violation(value, path, rule)]
 
 
 def tag_key_problems(key: Any, path: str) -> list[str]:
     if key is None:
-        return [_violation(None, path, "Member must not be null")]
+        return [violation(None, path, "Member must not be null")]
     if not isinstance(key, str):
-        return [_violation(key, path, "Member must be a string")]
+        return [violation(key, path, "Member must be a string")]
     problems = length_problems(key, path, 1, 128)
     if key.startswith("aws:") or not _tag_text_ok(key):
         rule = f"Member must satisfy regular expression pattern: {TAG_PATTERN}"
-        problems.append(_violation(key, path, rule))
+        problems.append(violation(key, path, rule))
     return problems
 
 
 def tags_problems(tags: Any, path: str = "tags") -> list[str]:
     """A `Tags` list: 1 to 50 of {Key 1-128, Value 0-256}, both of the tag character set."""
     if not isinstance(tags, list):
-        return [_violation(tags, path, "Member must be a list")]
+        return [violation(tags, path, "Member must be a list")]
     problems = []
     if not tags:
-        problems.append(
-            _violation("[]", path, "Member must have length greater than or equal to 1")
-        )
+        problems.append(violation("[]", path, "Member must have length greater than or equal to 1"))
     if len(tags) > MAX_TAGS:
         rule = f"Member must have length less than or equal to {MAX_TAGS}"
-        problems.append(_violation(f"[{len(tags)} tags]", path, rule))
+        problems.append(violation(f"[{len(tags)} tags]", path, rule))
     for index, tag in enumerate(tags, 1):
         member = f"{path}.{index}.member"
         if not isinstance(tag, dict):
-            problems.append(_violation(tag, member, "Member must be a structure"))
+            problems.append(violation(tag, member, "Member must be a structure"))
             continue
         problems += tag_key_problems(tag.get("Key"), f"{member}.key")
         value = tag.get("Value")
         if value is None:
             continue
         if not isinstance(value, str):
-            problems.append(_violation(value, f"{member}.value", "Member must be a string"))
+            problems.append(violation(value, f"{member}.value", "Member must be a string"))
             continue
         problems += length_problems(value, f"{member}.value", 0, 256)
         if not _tag_text_ok(value):
             rule = f"Member must satisfy regular expression pattern: {TAG_VALUE_PATTERN}"
-            problems.append(_violation(value, f"{member}.value", rule))
+            problems.append(violation(value, f"{member}.value", rule))
     return problems
 
 
 def encryption_input_problems(given: Any, path: str) -> list[str]:
     """A `DeliveryStreamEncryptionConfigurationInput`: KeyType from the enum, KeyARN a KMS ARN."""
     if not isinstance(given, dict):
-        return [_violation(given, path, "Member must be a structure")]
+        return [violation(given, path, "Member must be a structure")]
     problems = []
     key_type = given.get("KeyType")
     if key_type is None:
-        problems.append(_violation(None, f"{path}.keyType", "Member must not be null"))
+        problems.append(violation(None, f"{path}.keyType", "Member must not be null"))
     elif key_type not in KEY_TYPES:
         rule = f"Member must satisfy enum value set: [{', '.join(KEY_TYPES)}]"
-        problems.append(_violation(key_type, f"{path}.keyType", rule))
+        problems.append(violation(key_type, f"{path}.keyType", rule))
     key_arn = given.get("KeyARN")
     if key_arn is not None:
         if not isinstance(key_arn, str):
-            return [*problems, _violation(key_arn, f"{path}.keyARN", "Member must be a string")]
+            return [*problems, violation(key_arn, f"{path}.keyARN", "Member must be a string")]
         problems += length_problems(key_arn, f"{path}.keyARN", 1, 512)
         problems += pattern_problems(key_arn, f"{path}.keyARN", KEY_ARN_PATTERN)
     return problems
@@ -131,5 +129,5 @@ def model_violations(error: PydanticValidationError) -> list[str]:
         path = ".".join(
             f"{part + 1}.member" if isinstance(part, int) else _lower_camel(part) for part in loc
         )
-        problems.append(_violation(item.get("input"), path, rule[1].format(limit)))
+        problems.append(violation(item.get("input"), path, rule[1].format(limit)))
     return problems

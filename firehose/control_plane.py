@@ -19,7 +19,6 @@ from typing import Any
 
 from pydantic import ValidationError as PydanticValidationError
 
-from firehose.api import STREAM_TYPES, _expect, _limit_problems, _stream_name_problems, _violation
 from firehose.config import DeliveryStreamConfig
 from firehose.config_load import ConfigCheck, ConfigError, validate_request
 from firehose.control_checks import (
@@ -48,6 +47,13 @@ from firehose.errors import (
     ValidationError,
 )
 from firehose.kms_failures import key_failure_description
+from firehose.request_checks import (
+    STREAM_TYPES,
+    expect_member,
+    limit_problems,
+    stream_name_problems,
+    violation,
+)
 from firehose.settings import Settings
 from firehose.stream_registry import StreamRegistry, remove_log
 from firehose.stream_store import StoredStream, StreamStore
@@ -218,8 +224,8 @@ class ControlPlane:
         return entry, stored
 
     def _name(self, body: dict[str, Any]) -> str:
-        name = _expect(body, "DeliveryStreamName", str)
-        problems = _stream_name_problems(name)
+        name = expect_member(body, "DeliveryStreamName", str)
+        problems = stream_name_problems(name)
         if problems:
             raise ValidationError.from_problems(problems)
         return str(name)
@@ -287,14 +293,14 @@ class ControlPlane:
     # -- create and delete -----------------------------------------------------------------
 
     async def create(self, body: dict[str, Any]) -> dict[str, Any]:
-        name = _expect(body, "DeliveryStreamName", str)
-        kind = _expect(body, "DeliveryStreamType", str)
-        tags = _expect(body, "Tags", list)
-        encryption = _expect(body, ENCRYPTION, dict)
-        problems = _stream_name_problems(name)
+        name = expect_member(body, "DeliveryStreamName", str)
+        kind = expect_member(body, "DeliveryStreamType", str)
+        tags = expect_member(body, "Tags", list)
+        encryption = expect_member(body, ENCRYPTION, dict)
+        problems = stream_name_problems(name)
         if kind is not None and kind not in STREAM_TYPES:
             rule = f"Member must satisfy enum value set: [{', '.join(STREAM_TYPES)}]"
-            problems.append(_violation(kind, "deliveryStreamType", rule))
+            problems.append(violation(kind, "deliveryStreamType", rule))
         if tags is not None:
             problems += tags_problems(tags)
         if encryption is not None:
@@ -416,18 +422,18 @@ class ControlPlane:
     # -- update ----------------------------------------------------------------------------
 
     async def update_destination(self, body: dict[str, Any]) -> dict[str, Any]:
-        name = _expect(body, "DeliveryStreamName", str)
-        version_id = _expect(body, "CurrentDeliveryStreamVersionId", str)
-        destination_id = _expect(body, "DestinationId", str)
-        problems = _stream_name_problems(name)
+        name = expect_member(body, "DeliveryStreamName", str)
+        version_id = expect_member(body, "CurrentDeliveryStreamVersionId", str)
+        destination_id = expect_member(body, "DestinationId", str)
+        problems = stream_name_problems(name)
         path = "currentDeliveryStreamVersionId"
         if version_id is None:
-            problems.append(_violation(None, path, "Member must not be null"))
+            problems.append(violation(None, path, "Member must not be null"))
         else:
             problems += length_problems(version_id, path, 1, 50)
             problems += pattern_problems(version_id, path, VERSION_ID_PATTERN)
         if destination_id is None:
-            problems.append(_violation(None, "destinationId", "Member must not be null"))
+            problems.append(violation(None, "destinationId", "Member must not be null"))
         else:
             problems += length_problems(destination_id, "destinationId", 1, 100)
             problems += pattern_problems(destination_id, "destinationId", DESTINATION_ID_PATTERN)
@@ -480,11 +486,11 @@ class ControlPlane:
     # -- tags ------------------------------------------------------------------------------
 
     async def tag(self, body: dict[str, Any]) -> dict[str, Any]:
-        name = _expect(body, "DeliveryStreamName", str)
-        tags = _expect(body, "Tags", list)
-        problems = _stream_name_problems(name)
+        name = expect_member(body, "DeliveryStreamName", str)
+        tags = expect_member(body, "Tags", list)
+        problems = stream_name_problems(name)
         problems += (
-            [_violation(None, "tags", "Member must not be null")]
+            [violation(None, "tags", "Member must not be null")]
             if tags is None
             else tags_problems(tags)
         )
@@ -504,17 +510,17 @@ class ControlPlane:
         return {}
 
     async def untag(self, body: dict[str, Any]) -> dict[str, Any]:
-        name = _expect(body, "DeliveryStreamName", str)
-        keys = _expect(body, "TagKeys", list)
-        problems = _stream_name_problems(name)
+        name = expect_member(body, "DeliveryStreamName", str)
+        keys = expect_member(body, "TagKeys", list)
+        problems = stream_name_problems(name)
         if keys is None:
-            problems.append(_violation(None, "tagKeys", "Member must not be null"))
+            problems.append(violation(None, "tagKeys", "Member must not be null"))
         elif not 1 <= len(keys) <= MAX_TAGS:
             bound = (
                 "greater than or equal to 1" if not keys else f"less than or equal to {MAX_TAGS}"
             )
             problems.append(
-                _violation(f"[{len(keys)} keys]", "tagKeys", f"Member must have length {bound}")
+                violation(f"[{len(keys)} keys]", "tagKeys", f"Member must have length {bound}")
             )
         else:
             for index, key in enumerate(keys, 1):
@@ -528,15 +534,15 @@ class ControlPlane:
         return {}
 
     async def list_tags(self, body: dict[str, Any]) -> dict[str, Any]:
-        name = _expect(body, "DeliveryStreamName", str)
-        start = _expect(body, "ExclusiveStartTagKey", str)
-        limit = _expect(body, "Limit", int)
-        problems = _stream_name_problems(name)
+        name = expect_member(body, "DeliveryStreamName", str)
+        start = expect_member(body, "ExclusiveStartTagKey", str)
+        limit = expect_member(body, "Limit", int)
+        problems = stream_name_problems(name)
         if start is not None:
             problems += tag_key_problems(start, "exclusiveStartTagKey")
         if limit is not None and not 1 <= limit <= MAX_TAGS:
-            problems += _limit_problems(limit) or [
-                _violation(
+            problems += limit_problems(limit) or [
+                violation(
                     limit, "limit", f"Member must have value less than or equal to {MAX_TAGS}"
                 )
             ]
@@ -558,9 +564,9 @@ class ControlPlane:
     # -- stream encryption -----------------------------------------------------------------
 
     async def start_encryption(self, body: dict[str, Any]) -> dict[str, Any]:
-        name = _expect(body, "DeliveryStreamName", str)
-        given = _expect(body, ENCRYPTION, dict)
-        problems = _stream_name_problems(name)
+        name = expect_member(body, "DeliveryStreamName", str)
+        given = expect_member(body, ENCRYPTION, dict)
+        problems = stream_name_problems(name)
         if given is not None:
             problems += encryption_input_problems(
                 given, "deliveryStreamEncryptionConfigurationInput"

@@ -19,7 +19,7 @@ from firehose.readings import delivery_prefix, stream_readings
 from firehose.stream import DeliveryStream
 
 if TYPE_CHECKING:
-    from firehose.api import Streams
+    from firehose.service_view import Streams
     from firehose.telemetry import Telemetry
 
 # The classic text format, which every Prometheus version reads (generate_latest writes it).

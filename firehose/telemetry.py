@@ -4,17 +4,11 @@ to puts: built once per service from its streams, handed to the API."""
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING
-
-from aiohttp import web
 
 from firehose.history import History
 from firehose.metrics import ServiceMetrics
 from firehose.quotas import QuotaBook, QuotaSet
 from firehose.stream import DeliveryStream
-
-if TYPE_CHECKING:
-    from firehose.api import Streams
 
 
 class Telemetry:
@@ -28,11 +22,6 @@ class Telemetry:
         self.quotas = QuotaBook(streams, quota_set)
         self.history = History(streams)
         self.metrics = ServiceMetrics(streams, sources, self.quotas, self.history)
-
-    def add_routes(self, app: web.Application, service: Streams) -> None:
-        from firehose.status import StatusPages
-
-        StatusPages(service, self).add_routes(app)
 
     def start(self) -> None:
         self.history.start()
