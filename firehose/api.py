@@ -328,10 +328,14 @@ class FirehoseApi:
         if handler is not None:
             return handler
         if operation in NOT_YET and self.control is not None:
-            control_operation = self.control.operations[operation]
+            control = self.control
+            control_operation = control.operations[operation]
 
             async def change(api: FirehoseApi, body: dict[str, Any]) -> dict[str, Any]:
                 api._check_ready()  # no stream is opened or closed during start or shutdown
+                name = body.get("DeliveryStreamName")
+                if isinstance(name, str) and name in control.entries:
+                    STREAM_NAME.set(name)  # labels the call's metric and log lines
                 return await control_operation(body)
 
             return change
@@ -419,6 +423,8 @@ class FirehoseApi:
                 raise ServiceUnavailableError(str(exc)) from exc
             return await self._put(current, records)
         except LogKeyError as exc:
+            if self._api_metrics is not None:
+                self._api_metrics.key_refused(stream.name, exc.kms_code)
             raise InvalidKMSResourceError(
                 f"The encryption key of delivery stream {stream.name} cannot be used "
                 f"({exc.kms_code}).",
@@ -493,7 +499,7 @@ class FirehoseApi:
         stream = self._writable_stream(name)
         self._check_ready()
         admitted = self._admitted(stream, records, size)
-        if admitted == 0:  # over the record or byte quota: every entry throttled
+        if admitted == 0:  # over a quota: every entry throttled
             return self._batch_response(stream, 0, 0, len(records))
         first_seq, taken = await self._put(
             stream, records if admitted == len(records) else records[:admitted]
@@ -504,14 +510,14 @@ class FirehoseApi:
 
     def _admitted(self, stream: DeliveryStream, records: list[bytes], size: int) -> int:
         """How many leading records the stream's quota lets in now; the rest are throttled.
-        Over the requests-per-second quota the whole call is refused."""
+        Over the requests-per-second quota none is (PutRecord then answers 503, PutRecordBatch
+        200 with every entry throttled, as over the other quotas)."""
         quota = None if self._quotas is None else self._quotas.get(stream.name)
         if quota is None:
             return len(records)
         admitted = quota.admit(records, size)
         if admitted == REQUEST_REFUSED:
-            stream.counters.throttled_records += len(records)
-            raise ServiceUnavailableError("Slow down.")
+            admitted = 0
         stream.counters.throttled_records += len(records) - admitted
         return admitted
 

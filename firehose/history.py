@@ -1,14 +1,17 @@
 """The last 15 minutes of every stream's numbers, one sample every 5 seconds, and the recent
 delivery errors: what the status page charts, and the window the ratio metrics are taken over.
 
-A sample is one flat array of floats for all streams (the service's streams are fixed at
-start), so 15 minutes of 200 streams take a few MiB.
+A sample is one flat array of floats for the streams that exist when it is taken, with an index
+of where each stream's values start (shared by the samples while the set of streams stays the
+same), so 15 minutes of 200 streams take a few MiB. Streams come and go through the API: a
+deleted stream is forgotten, so a stream created again under its name starts afresh.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import time
 from array import array
 from collections import deque
@@ -17,6 +20,8 @@ from dataclasses import dataclass
 
 from firehose.readings import BACKUP, delivery_prefix, stream_readings
 from firehose.stream import DeliveryStream
+
+log = logging.getLogger(__name__)
 
 SAMPLE_SECONDS = 5.0
 KEPT_SAMPLES = 180  # 15 minutes
@@ -63,7 +68,7 @@ def kept(stream: DeliveryStream, values: Mapping[str, float]) -> dict[str, float
 @dataclass(frozen=True, slots=True)
 class Sample:
     at: float  # epoch seconds
-    index: Mapping[str, int]  # stream name -> its first value in `values`
+    index: dict[str, int]  # stream name -> its first value in `values`
     values: array[float]
 
     def stream(self, name: str) -> dict[str, float] | None:
@@ -84,32 +89,43 @@ class History:
 
     def __init__(self, streams: Mapping[str, DeliveryStream]) -> None:
         self.streams = streams
-        self.index = {name: i * len(KEPT) for i, name in enumerate(streams)}
         self.samples: deque[Sample] = deque(maxlen=KEPT_SAMPLES)
-        self.errors: dict[str, deque[ErrorNote]] = {
-            name: deque(maxlen=KEPT_ERRORS) for name in streams
-        }
+        self.errors: dict[str, deque[ErrorNote]] = {}
+        self._index: dict[str, int] = {}
         self._seen_failures: dict[str, float] = {}
         self._task: asyncio.Task[None] | None = None
 
     def take(self) -> Sample:
+        """A sample of the streams there are now."""
+        if tuple(self._index) != tuple(self.streams):  # in order: values follow it
+            self._index = {name: i * len(KEPT) for i, name in enumerate(self.streams)}
         values = array("d")
         for stream in self.streams.values():
             values.extend(kept(stream, stream_readings(stream)).values())
-        sample = Sample(time.time(), self.index, values)
+        sample = Sample(time.time(), self._index, values)
         self.samples.append(sample)
         self._note_errors(sample)
         return sample
 
+    def forget(self, name: str) -> None:
+        """A deleted stream: its samples and errors go, so a new stream of that name starts
+        with none."""
+        for sample in self.samples:
+            sample.index.pop(name, None)
+        self._index = {}  # the next sample builds its own index
+        self.errors.pop(name, None)
+        self._seen_failures.pop(name, None)
+
     def _note_errors(self, sample: Sample) -> None:
         """A new failure since the last look adds the stream's last error (bounded)."""
         failures_at = KEPT.index("delivery_failures")
-        for name, start in self.index.items():
+        for name, start in sample.index.items():
             failures = sample.values[start + failures_at]
             if failures > self._seen_failures.get(name, 0):
                 message = self.streams[name].counters.last_error
                 if message:
-                    self.errors[name].append(ErrorNote(sample.at, message))
+                    notes = self.errors.setdefault(name, deque(maxlen=KEPT_ERRORS))
+                    notes.append(ErrorNote(sample.at, message))
             self._seen_failures[name] = failures
 
     def reference(self, seconds: float) -> Sample | None:
@@ -132,4 +148,7 @@ class History:
     async def _run(self) -> None:
         while True:
             await asyncio.sleep(SAMPLE_SECONDS)
-            self.take()
+            try:
+                self.take()
+            except Exception:  # a sample missed, not the sampling: the status page goes on
+                log.exception("history: a sample could not be taken")

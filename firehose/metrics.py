@@ -11,7 +11,7 @@ observation per request, on children bound once per (operation, stream).
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
@@ -29,13 +29,31 @@ from firehose.readings import BACKUP, delivery_prefix, stream_readings
 from firehose.stream import DeliveryStream
 
 LABEL = "delivery_stream_name"
-API_OPERATIONS = ("PutRecord", "PutRecordBatch", "DescribeDeliveryStream", "ListDeliveryStreams")
+API_OPERATIONS = (
+    "PutRecord",
+    "PutRecordBatch",
+    "DescribeDeliveryStream",
+    "ListDeliveryStreams",
+    "UpdateDeliveryStream",
+)
+# Operations whose metrics Firehose names otherwise.
+METRIC_OPERATIONS = {"UpdateDestination": "UpdateDeliveryStream"}
+# Puts refused because the stream's key cannot be had, by KMS's error code (the local key
+# file's failures take the same codes).
+KMS_METRICS = {
+    "AccessDeniedException": "KMSKeyAccessDenied",
+    "DisabledException": "KMSKeyDisabled",
+    "KMSInvalidStateException": "KMSKeyInvalidState",
+    "InvalidStateException": "KMSKeyInvalidState",
+    "NotFoundException": "KMSKeyNotFound",
+}
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 # The window of the ratio metrics (`.Success`), as CloudWatch's usual 5-minute period.
 RATIO_SECONDS = 300.0
 EXCEEDED_SECONDS = 60.0  # PartitionCountExceeded is 1 when records were refused this recently
 COUNTED_NAMES = frozenset(
     {"IncomingBytes", "IncomingRecords", "IncomingPutRequests", "ThrottledRecords"}
+    | set(KMS_METRICS.values())
 )
 COUNTED_SUFFIXES = (".Bytes", ".Records", ".ObjectCount", ".Requests")
 HELP = {
@@ -49,6 +67,10 @@ HELP = {
     "KinesisMillisBehindLatest": "Milliseconds the furthest-behind shard read is behind its tip",
     "PartitionCount": "Partitions buffering now",
     "PartitionCountExceeded": "1 if records were refused for the active-partition limit lately",
+    "KMSKeyAccessDenied": "Puts refused because KMS denied access to the stream's key",
+    "KMSKeyDisabled": "Puts refused because the stream's KMS key is disabled",
+    "KMSKeyInvalidState": "Puts refused because the stream's key is in a state that bars its use",
+    "KMSKeyNotFound": "Puts refused because the stream's key does not exist",
 }
 
 
@@ -68,16 +90,19 @@ def _help(cloudwatch: str) -> str:
 
 @dataclass(slots=True)
 class PutCounters:
-    """What the API counts per successful put of one stream."""
+    """What the API counts of one stream's puts: successful ones, and those the key refused."""
 
     put_requests: int = 0
     put_record_bytes: int = 0
     put_record_batch_bytes: int = 0
     put_record_batch_records: int = 0
+    # KMS_METRICS name -> puts refused for that reason
+    key_refusals: dict[str, int] = field(default_factory=dict)
 
 
 class ApiMetrics:
-    """`<Op>.Requests` and `<Op>.Latency` per operation and stream, and the put sizes."""
+    """`<Op>.Requests` and `<Op>.Latency` per operation and stream, the put sizes, and the
+    puts refused for the stream's key."""
 
     def __init__(self, registry: CollectorRegistry) -> None:
         self._latency = {
@@ -104,6 +129,7 @@ class ApiMetrics:
 
     def observe(self, operation: str, stream: str | None, seconds: float) -> None:
         """One request answered (`stream` "" when it named no known stream)."""
+        operation = METRIC_OPERATIONS.get(operation, operation)
         key = (operation, stream or "")
         bound = self._bound.get(key)
         if bound is None:
@@ -118,15 +144,34 @@ class ApiMetrics:
 
     def put(self, stream: str, *, batch: bool, records: int, size: int) -> None:
         """A put call that stored records: `records` and `size` as the request sent them."""
-        counters = self.puts.get(stream)
-        if counters is None:
-            counters = self.puts[stream] = PutCounters()
+        counters = self._puts_of(stream)
         counters.put_requests += 1
         if batch:
             counters.put_record_batch_bytes += size
             counters.put_record_batch_records += records
         else:
             counters.put_record_bytes += size
+
+    def key_refused(self, stream: str, kms_code: str) -> None:
+        """A put refused because the stream's key cannot be had, for KMS's `kms_code`."""
+        metric = KMS_METRICS.get(kms_code)
+        if metric is not None:
+            refusals = self._puts_of(stream).key_refusals
+            refusals[metric] = refusals.get(metric, 0) + 1
+
+    def forget(self, stream: str) -> None:
+        """A deleted stream: its numbers go, so a new stream of that name starts from 0."""
+        self.puts.pop(stream, None)
+        for key in [key for key in self._bound if key[1] == stream]:
+            del self._bound[key]
+            self._latency[key[0]].remove(stream)
+            self._requests[key[0]].remove(stream)
+
+    def _puts_of(self, stream: str) -> PutCounters:
+        counters = self.puts.get(stream)
+        if counters is None:
+            counters = self.puts[stream] = PutCounters()
+        return counters
 
 
 @runtime_checkable
@@ -245,6 +290,9 @@ class StreamCollector(Collector):
             families.add("PutRecord.Bytes", name, puts.put_record_bytes)
             families.add("PutRecordBatch.Bytes", name, puts.put_record_batch_bytes)
             families.add("PutRecordBatch.Records", name, puts.put_record_batch_records)
+            if stream.config.encryption is not None or puts.key_refusals:
+                for metric in dict.fromkeys(KMS_METRICS.values()):
+                    families.add(metric, name, puts.key_refusals.get(metric, 0))
         quota = self.quotas.get(name)
         if quota is not None:
             limits = quota.limits

@@ -98,6 +98,7 @@ class Service:
             build_sources(settings, self.streams) if sources is None else sources
         )
         self.telemetry = Telemetry(self.streams, list(self.sources), settings.quotas)
+        self.control.registry.removed.append(self.telemetry.forget)
         self._runner: web.AppRunner | None = None
         self._lock_fd: int | None = None
         self._streams_opened = False

@@ -4,7 +4,8 @@ service runs.
 A replace keeps the stream's log: the old runtime stops without flushing (what it buffered or
 had in flight stays in the log above the delivered watermark), then the new runtime opens the
 same log and replays it. Nothing acknowledged is lost; a batch in flight at the swap may be
-delivered twice, as after a crash. Puts that meet the swap wait for the new runtime.
+delivered twice, as after a crash. Puts that meet the swap wait for the new runtime; the new
+runtime counts on from the old one's totals.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from pathlib import Path
 from firehose.config import DeliveryStreamConfig
 from firehose.durable import fsync_directory
 from firehose.stream import DeliveryStream, log_directory
+from firehose.stream_totals import carry_totals
 
 log = logging.getLogger(__name__)
 
@@ -42,9 +44,14 @@ class StreamRegistry:
         self._data_dir = data_dir
         self._swap_wait_seconds = swap_wait_seconds
         self._swaps: dict[str, asyncio.Event] = {}
+        # Called with the name of each stream removed (what was kept of it goes too).
+        self.removed: list[Callable[[str], None]] = []
 
-    async def add(self, config: DeliveryStreamConfig, version: int) -> None:
-        """Open a new stream's log and start delivering; then puts reach it."""
+    async def add(
+        self, config: DeliveryStreamConfig, version: int, previous: DeliveryStream | None = None
+    ) -> None:
+        """Open a new stream's log and start delivering; then puts reach it. A runtime that
+        follows `previous` counts on from its totals."""
         stream = self._build(config, version)
         try:
             await stream.open()
@@ -52,6 +59,8 @@ class StreamRegistry:
             with contextlib.suppress(Exception):
                 await stream.close(0)
             raise
+        if previous is not None:
+            carry_totals(previous, stream)
         self.streams[config.name] = stream
 
     async def replace(
@@ -66,16 +75,18 @@ class StreamRegistry:
         try:
             # No flush: buffered records stay in the log for the new runtime to deliver.
             await old.close(0, flush=False)
+            latest = old  # the runtime that counted last
             try:
-                await self.add(config, version)
-                refused = self.streams[name].key_failure
+                await self.add(config, version, old)
+                latest = self.streams[name]
+                refused = latest.key_failure
                 if refused is not None and old.key_failure is None:
                     # A log key that cannot be had fails the change: the old key stays in use.
                     await self.streams.pop(name).close(0, flush=False)
                     raise refused
             except Exception:
                 log.exception("stream %s: the new configuration cannot run; keeping the old", name)
-                await self.add(old.config, previous_version)
+                await self.add(old.config, previous_version, latest)
                 raise
         finally:
             swapped.set()
@@ -89,6 +100,8 @@ class StreamRegistry:
         delivered_all = await stream.close(timeout or 0, flush=timeout is not None)
         if delivered_all or timeout is None:
             remove_log(self._data_dir, name)
+            for listener in self.removed:
+                listener(name)
         return delivered_all
 
     async def current(self, name: str) -> DeliveryStream | None:

@@ -23,6 +23,12 @@ class Telemetry:
         self.history = History(streams)
         self.metrics = ServiceMetrics(streams, sources, self.quotas, self.history)
 
+    def forget(self, name: str) -> None:
+        """A stream deleted: what was kept of it goes, so a stream created again under its
+        name starts from nothing, as a new stream does in Firehose."""
+        self.history.forget(name)
+        self.metrics.api.forget(name)
+
     def start(self) -> None:
         self.history.start()
 

@@ -4,6 +4,7 @@ switch between plain and encrypted on the same log, and what a missing or wrong 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import struct
@@ -14,12 +15,14 @@ import pytest
 from aiohttp.test_utils import TestServer
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from isal.isal_zlib import crc32
+from prometheus_client import CollectorRegistry
+from prometheus_client.parser import text_string_to_metric_families
 
 from firehose.api import FirehoseApi
 from firehose.config import DeliveryStreamConfig
 from firehose.config_load import ConfigError, load_configs
 from firehose.describe import describe
-from firehose.errors import LogKeyError
+from firehose.errors import InvalidKMSResourceError, LogKeyError
 from firehose.frames import (
     KEY_ID_SIZE,
     SEALED_HEADER_SIZE,
@@ -34,7 +37,9 @@ from firehose.frames import (
 )
 from firehose.log_keys import KEYS_FOLDER
 from firehose.master_keys import DEFAULT_KEY_FILE
+from firehose.metrics import ApiMetrics
 from firehose.stream import DeliveryStream
+from firehose.telemetry import Telemetry
 from firehose.testing.service_process import firehose_client
 from firehose.wal import SEGMENT_SUFFIX
 from tests.factories import memory_stream
@@ -345,6 +350,63 @@ async def test_put_answers_say_whether_records_are_encrypted(tmp_path: Path) -> 
         await server.close()
         for stream in service.streams.values():
             await stream.close(timeout=1)
+
+
+async def test_puts_the_key_refuses_are_counted_by_kms_code(tmp_path: Path) -> None:
+    first, second = tmp_path / "first.key", tmp_path / "second.key"
+    first.write_bytes(os.urandom(32))
+    second.write_bytes(os.urandom(32))
+    moved, dest = memory_stream(tmp_path, name="moved", encryption=LOCAL, log_key_file=first)
+    dest.fail_forever = True
+    await moved.open()
+    await moved.put([b"kept in the log"])
+    assert not await moved.close(timeout=0.2)
+    streams = {
+        "plain": memory_stream(tmp_path, name="plain")[0],
+        "sealed": memory_stream(tmp_path, name="sealed", encryption=LOCAL)[0],
+        "missing": memory_stream(
+            tmp_path, name="missing", encryption=LOCAL, log_key_file=tmp_path / "none.key"
+        )[0],
+        # Its log's data key was wrapped with another key file than the one it has now.
+        "moved": memory_stream(tmp_path, name="moved", encryption=LOCAL, log_key_file=second)[0],
+    }
+    service = FakeService(streams=streams)
+    telemetry = Telemetry(streams, [])
+    for stream in streams.values():
+        await stream.open()
+    api = FirehoseApi(service, telemetry=telemetry)
+    try:
+        for name, calls in (("missing", 2), ("moved", 1), ("sealed", 1), ("plain", 1)):
+            for _ in range(calls):
+                with contextlib.suppress(InvalidKMSResourceError):
+                    await api.put_record({"DeliveryStreamName": name, "Record": {"Data": "eA=="}})
+    finally:
+        for stream in streams.values():
+            await stream.close(timeout=1)
+    samples = {
+        (sample.name, sample.labels.get("delivery_stream_name")): sample.value
+        for family in text_string_to_metric_families(telemetry.metrics.render().decode())
+        for sample in family.samples
+    }
+    assert samples[("firehose_KMSKeyNotFound_total", "missing")] == 2
+    assert samples[("firehose_KMSKeyInvalidState_total", "missing")] == 0
+    assert samples[("firehose_KMSKeyInvalidState_total", "moved")] == 1
+    assert samples[("firehose_KMSKeyNotFound_total", "moved")] == 0
+    for metric in ("AccessDenied", "Disabled", "InvalidState", "NotFound"):
+        assert samples[(f"firehose_KMSKey{metric}_total", "sealed")] == 0
+        assert (f"firehose_KMSKey{metric}_total", "plain") not in samples
+
+
+def test_kms_codes_name_their_metrics() -> None:
+    metrics = ApiMetrics(CollectorRegistry())
+    for code in ("AccessDeniedException", "DisabledException", "KMSInvalidStateException"):
+        metrics.key_refused("s", code)
+    metrics.key_refused("s", "KMSUnreachable")  # not the key's fault: no metric of its own
+    assert metrics.puts["s"].key_refusals == {
+        "KMSKeyAccessDenied": 1,
+        "KMSKeyDisabled": 1,
+        "KMSKeyInvalidState": 1,
+    }
 
 
 async def _in_thread(call: Any, **kwargs: Any) -> Any:

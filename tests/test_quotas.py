@@ -132,9 +132,16 @@ def test_throttled_puts_answer_as_firehose_and_are_counted(
     assert refused.response["Error"]["Code"] == "ServiceUnavailableException"
     assert refused.response["ResponseMetadata"]["HTTPStatusCode"] == 503
 
-    # Over the requests-per-second limit a whole PutRecordBatch is refused.
-    refused, batch_calls = _first_refusal(
+    # Over the requests-per-second limit a PutRecordBatch answers 200 with every entry throttled.
+    throttled, batch_calls = _first_throttled_batch(
         lambda: client.put_record_batch(DeliveryStreamName="calls", Records=[{"Data": b"y"}] * 3)
+    )
+    assert throttled["ResponseMetadata"]["HTTPStatusCode"] == 200
+    assert throttled["FailedPutCount"] == 3
+    assert [{k: e[k] for k in THROTTLED} for e in throttled["RequestResponses"]] == [THROTTLED] * 3
+    # PutRecord over it fails whole.
+    refused, calls_put = _first_refusal(
+        lambda: client.put_record(DeliveryStreamName="calls", Record={"Data": b"y"})
     )
     assert refused.response["Error"]["Code"] == "ServiceUnavailableException"
     assert refused.response["ResponseMetadata"]["HTTPStatusCode"] == 503
@@ -151,7 +158,7 @@ def test_throttled_puts_answer_as_firehose_and_are_counted(
     calls_throttled = value(samples, "firehose_ThrottledRecords_total", calls_label)
     calls_incoming = value(samples, "firehose_IncomingRecords_total", calls_label)
     assert calls_throttled >= 3
-    assert calls_incoming + calls_throttled == 3 * batch_calls
+    assert calls_incoming + calls_throttled == 3 * batch_calls + calls_put
     assert value(samples, "firehose_ThrottledRecords_total", clicks_label) == 0
     # The limits in force: a stream's own over the AWS defaults.
     assert value(samples, "firehose_RecordsPerSecondLimit", slow_label) == 1
@@ -183,6 +190,15 @@ def _first_refusal(call: Any, tries: int = 50) -> tuple[ClientError, int]:
         except ClientError as exc:
             return exc, calls
     raise AssertionError(f"no call of {tries} was refused")
+
+
+def _first_throttled_batch(call: Any, tries: int = 50) -> tuple[dict[str, Any], int]:
+    """Call until a PutRecordBatch answer has every entry throttled: (it, calls made)."""
+    for calls in range(1, tries + 1):
+        answer = call()
+        if answer["FailedPutCount"] == len(answer["RequestResponses"]):
+            return answer, calls
+    raise AssertionError(f"no call of {tries} was throttled whole")
 
 
 def test_the_quotas_and_log_format_settings_name_what_they_allow() -> None:
