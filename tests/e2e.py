@@ -8,6 +8,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+import boto3
+
 from firehose.testing.servers import S3Server
 from firehose.testing.service_process import ServiceProcess
 
@@ -35,3 +37,14 @@ def json_lines(server: S3Server, bucket: str, prefix: str) -> list[dict[str, Any
         for key in server.list_keys(bucket, prefix)
         for line in server.get(bucket, key).splitlines()
     ]
+
+
+def kms_client(server: S3Server) -> Any:
+    """A KMS client of `server` (moto in server mode: its KMS beside its S3)."""
+    return boto3.client(
+        "kms",
+        endpoint_url=server.endpoint_url,
+        region_name=server.region,
+        aws_access_key_id=server.access_key,
+        aws_secret_access_key=server.secret_key,
+    )

@@ -14,13 +14,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import boto3
 import pytest
 from botocore.exceptions import ClientError
 
 from firehose.testing.servers import S3Server, free_port
 from firehose.testing.service_process import ServiceProcess, s3_stream
-from tests.e2e import wait_for
+from tests.e2e import kms_client, wait_for
 
 ARN = "arn:aws:s3:::{}"
 ROLE = "arn:aws:iam::123456789012:role/firehose"
@@ -625,13 +624,7 @@ def test_start_and_stop_encryption(
     services: list[ServiceProcess],
 ) -> None:
     # Customer-managed keys come from KMS: moto's, in server mode.
-    kms = boto3.client(
-        "kms",
-        endpoint_url=moto_s3.endpoint_url,
-        region_name=moto_s3.region,
-        aws_access_key_id=moto_s3.access_key,
-        aws_secret_access_key=moto_s3.secret_key,
-    )
+    kms = kms_client(moto_s3)
     key_arn = kms.create_key()["KeyMetadata"]["Arn"]
     env = {
         **seaweedfs.env(),

@@ -12,7 +12,6 @@ import stat
 from pathlib import Path
 from typing import Any
 
-import boto3
 import pytest
 
 from firehose.api import FirehoseApi
@@ -23,6 +22,7 @@ from firehose.kms_failures import key_failure_description
 from firehose.service import Service
 from firehose.settings import Settings
 from firehose.testing.servers import S3Server, free_port
+from tests.e2e import kms_client
 
 ROLE = "arn:aws:iam::123456789012:role/r"
 MISSING_KEY = "arn:aws:kms:us-east-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab"
@@ -178,13 +178,7 @@ def kms(moto_s3: S3Server, monkeypatch: pytest.MonkeyPatch) -> Any:
     """moto's KMS, where the service looks for KMS."""
     for name, value in {**moto_s3.env(), "AWS_ENDPOINT_URL_KMS": moto_s3.endpoint_url}.items():
         monkeypatch.setenv(name, value)
-    return boto3.client(
-        "kms",
-        endpoint_url=moto_s3.endpoint_url,
-        region_name=moto_s3.region,
-        aws_access_key_id=moto_s3.access_key,
-        aws_secret_access_key=moto_s3.secret_key,
-    )
+    return kms_client(moto_s3)
 
 
 async def test_a_create_with_a_key_that_cannot_be_used_fails(tmp_path: Path, kms: Any) -> None:

@@ -14,7 +14,6 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-import boto3
 import pytest
 
 from firehose.errors import LogKeyError
@@ -23,7 +22,7 @@ from firehose.master_keys import DEFAULT_KEY_FILE
 from firehose.testing.servers import S3Server, free_port
 from firehose.testing.service_process import ServiceProcess, s3_stream
 from firehose.wal import SEGMENT_SUFFIX
-from tests.e2e import acknowledged, wait_for
+from tests.e2e import acknowledged, kms_client, wait_for
 from tests.factories import memory_stream
 
 MARK = b"confidential-payload"
@@ -45,16 +44,6 @@ def health(service: ServiceProcess) -> dict[str, Any]:
     with urllib.request.urlopen(service.url + "/health", timeout=5) as answer:
         found: dict[str, Any] = json.load(answer)
     return found
-
-
-def kms_client(server: S3Server) -> Any:
-    return boto3.client(
-        "kms",
-        endpoint_url=server.endpoint_url,
-        region_name=server.region,
-        aws_access_key_id=server.access_key,
-        aws_secret_access_key=server.secret_key,
-    )
 
 
 def log_files(workdir: Path, stream: str) -> list[Path]:
