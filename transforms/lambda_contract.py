@@ -195,12 +195,7 @@ def read_response(body: bytes, record_ids: Sequence[str]) -> list[Answer]:
     string `recordId`, an unknown id) cannot be pinned on a record and are ignored; the records
     they should have answered then count as missing. Every other record goes through.
     """
-    if len(body) > PAYLOAD_LIMIT:
-        raise InvokeError(
-            FUNCTION_ERROR,
-            f"The response is {len(body)} bytes, over Lambda's limit of {PAYLOAD_LIMIT}.",
-            retryable=True,
-        )
+    _check_size(body)
     try:
         parsed = orjson.loads(body)
     except orjson.JSONDecodeError as exc:
@@ -227,6 +222,15 @@ def read_response(body: bytes, record_ids: Sequence[str]) -> list[Answer]:
         else:
             answers.append(_read_entry(given[0]))
     return answers
+
+
+def _check_size(body: bytes) -> None:
+    if len(body) > PAYLOAD_LIMIT:
+        raise InvokeError(
+            FUNCTION_ERROR,
+            f"The response is {len(body)} bytes, over Lambda's limit of {PAYLOAD_LIMIT}.",
+            retryable=True,
+        )
 
 
 def _read_entry(entry: dict[str, Any]) -> Answer:
@@ -285,45 +289,51 @@ Segment = tuple[int, int, list[int], bytes]
 SegmentAnswer = tuple[list[int], bytes, dict[int, Answer]]
 
 
-def plain_event(
+def segment_event(
     shape: EventShape, invocation_id: str, segments: Sequence[Segment]
-) -> tuple[bytes, list[str]]:
-    """The event of records without Kinesis metadata as `EventShape.event` writes it (byte
-    for byte), and its record ids."""
-    head = orjson.dumps(shape._envelope(invocation_id))
-    assert head.endswith(b"[]}")
-    parts: list[bytes] = []
+) -> tuple[dict[str, Any], list[str]]:
+    """The event of records without Kinesis metadata, as the handler receives it (what
+    `EventShape.event` serialises, parsed back), and its record ids. Built as objects: a
+    function in this service's workers needs no JSON text of its event."""
+    event = shape._envelope(invocation_id)
+    entries: list[dict[str, Any]] = []
     record_ids: list[str] = []
-    encode = pybase64.b64encode
+    encode = pybase64.b64encode_as_string
     for next_id, arrival_ms, lengths, data in segments:
         view = memoryview(data)
-        prefix = b'","approximateArrivalTimestamp":%d,"data":"' % arrival_ms
         offset = 0
-        for length in lengths:
-            record_id = str(next_id)
-            next_id += 1
+        ids = map(str, range(next_id, next_id + len(lengths)))
+        for record_id, length in zip(ids, lengths, strict=True):
             record_ids.append(record_id)
-            parts.append(
-                b'{"recordId":"'
-                + record_id.encode()
-                + prefix
-                + encode(view[offset : offset + length])
-                + b'"}'
+            entries.append(
+                {
+                    "recordId": record_id,
+                    "approximateArrivalTimestamp": arrival_ms,
+                    "data": encode(view[offset : offset + length]),
+                }
             )
             offset += length
-    return head[:-2] + b",".join(parts) + b"]}", record_ids
+    event["records"] = entries
+    return event, record_ids
 
 
 def answer_segments(
     shape: EventShape,
     invocation_id: str,
     segments: Sequence[Segment],
-    call: Callable[[bytes], bytes],
+    call: Callable[[dict[str, Any]], tuple[Any, bytes]],
 ) -> list[SegmentAnswer]:
-    """`answer_event` for segments, answered compactly: one invocation, where it runs."""
-    payload, record_ids = plain_event(shape, invocation_id, segments)
-    answers = read_response(call(payload), record_ids)
-    compact: list[SegmentAnswer] = []
+    """`answer_event` for segments, answered compactly: one invocation, where it runs. `call`
+    gives the handler's return value and its JSON; a plain value (a dict of lists of dicts of
+    JSON types, every record answered in order) is read as it is, anything else from its JSON."""
+    event, record_ids = segment_event(shape, invocation_id, segments)
+    result, body = call(event)
+    _check_size(body)
+    compact = _plain_answers(result, segments)
+    if compact is not None:
+        return compact
+    answers = read_response(body, record_ids)
+    compact = []
     position = 0
     for _, _, lengths, _ in segments:
         ok_lengths: list[int] = []
@@ -339,3 +349,58 @@ def answer_segments(
         position += len(lengths)
         compact.append((ok_lengths, b"".join(ok_data), others))
     return compact
+
+
+def _plain_answers(result: Any, segments: Sequence[Segment]) -> list[SegmentAnswer] | None:
+    """What `read_response` would answer, read from the handler's value without parsing its JSON
+    again; None when the value is anything but the common case (see `answer_segments`), so the
+    answers are the same either way."""
+    if type(result) is not dict:
+        return None
+    entries = result.get("records")
+    if type(entries) is not list or len(entries) != sum(len(s[2]) for s in segments):
+        return None
+    decode = pybase64.b64decode
+    compact: list[SegmentAnswer] = []
+    at = 0
+    for first_id, _, lengths, _ in segments:
+        ok_lengths: list[int] = []
+        ok_data: list[bytes] = []
+        others: dict[int, Answer] = {}
+        for index, record_id in enumerate(map(str, range(first_id, first_id + len(lengths)))):
+            entry = entries[at]
+            at += 1
+            if type(entry) is not dict or entry.get("recordId") != record_id:
+                return None
+            outcome = entry.get("result")
+            if outcome == "Ok" and entry.get("metadata") is None:
+                data = entry.get("data")
+                if type(data) is not str:
+                    return None
+                try:
+                    decoded = decode(data, validate=True)
+                except (binascii.Error, ValueError):
+                    return None
+                ok_lengths.append(len(decoded))
+                ok_data.append(decoded)
+                continue
+            if type(outcome) is not str or (outcome == "Ok" and not _plain_ok(entry)):
+                return None
+            answer = _read_entry(entry)
+            if answer.result == "Ok" and answer.partition_keys is None:
+                ok_lengths.append(len(answer.data))
+                ok_data.append(answer.data)
+            else:
+                ok_lengths.append(-1)
+                others[index] = answer
+        compact.append((ok_lengths, b"".join(ok_data), others))
+    return compact
+
+
+def _plain_ok(entry: dict[str, Any]) -> bool:
+    """An Ok entry with metadata whose every part `_read_entry` judges as its JSON would be."""
+    metadata = entry.get("metadata")
+    if type(metadata) is not dict or type(entry.get("data")) is not str:
+        return False
+    keys = metadata.get("partitionKeys")
+    return keys is None or (type(keys) is dict and all(type(v) is str for v in keys.values()))

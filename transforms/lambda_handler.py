@@ -179,7 +179,15 @@ def call_handler(
 ) -> bytes:
     """Run the handler on a fresh copy of the event; an async one runs on `loop`, a loop of the
     calling thread's own (never the service's)."""
-    event = orjson.loads(payload)
+    return run_handler(handler, orjson.loads(payload), context, loop)[1]
+
+
+def run_handler(
+    handler: Handler, event: Any, context: LambdaContext, loop: asyncio.AbstractEventLoop
+) -> tuple[Any, bytes]:
+    """Run the handler on `event` (the caller's own, fresh for this call): its return value,
+    with a top-level `asdict()` object already turned into its dict, and that value as Lambda's
+    runtime would serialise it. The value lets a reader skip parsing the JSON again."""
     try:
         result = handler(event, context)
         if inspect.isawaitable(result):
@@ -188,7 +196,13 @@ def call_handler(
         raise  # a worker reports it with its memory limit
     except (Exception, SystemExit) as exc:
         raise HandlerError(type(exc).__name__, str(exc)) from None
-    return encode_response(result)
+    if type(result) is not dict and callable(getattr(result, "asdict", None)):
+        try:
+            result = result.asdict()
+        except Exception as exc:
+            message = f"Unable to marshal response: {exc}"
+            raise HandlerError("Runtime.MarshalError", message) from None
+    return result, encode_response(result)
 
 
 async def _awaited(awaitable: Any) -> Any:

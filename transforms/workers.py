@@ -51,6 +51,7 @@ def _worker_main(conn: Connection, spec: str, info: FunctionInfo, memory_mib: in
         LambdaContext,
         call_handler,
         load_handler,
+        run_handler,
     )
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the service's to handle
@@ -77,12 +78,15 @@ def _worker_main(conn: Connection, spec: str, info: FunctionInfo, memory_mib: in
         def call(payload: bytes, context: LambdaContext = context) -> bytes:
             return call_handler(handler, payload, context, loop)
 
+        def run(event: dict[str, Any], context: LambdaContext = context) -> tuple[Any, bytes]:
+            return run_handler(handler, event, context, loop)
+
         try:
             if len(job) == 1:  # a payload: answer the body
                 conn.send(("ok", call(job[0])))
             elif len(job) == 4:  # segments: as records, answered compactly
                 shape, invocation_id, segments, _ = job
-                answered = answer_segments(shape, invocation_id, segments, call)
+                answered = answer_segments(shape, invocation_id, segments, run)
                 conn.send(("answers", answered))
             else:  # records: build the event and read the answer here, off the service
                 shape, invocation_id, wire = job
