@@ -44,6 +44,9 @@ class ProcessingCounters:
 
 
 class Stage(Protocol):
+    """`process` may be called again before an earlier call has returned (the stream keeps its
+    next read in the stage while it files the last); each call answers for its own runs."""
+
     async def process(self, runs: list[RecordRun]) -> StageOutput: ...
 
     async def close(self) -> None: ...

@@ -30,7 +30,7 @@ from firehose.log_keys import LogKeyring
 from firehose.logs import STREAM_NAME
 from firehose.master_keys import DEFAULT_KEY_FILE, LocalKeyFile
 from firehose.retry import RetryPolicy
-from firehose.stage import PassThrough, ProcessingCounters, Stage
+from firehose.stage import PassThrough, ProcessingCounters, Stage, StageOutput
 from firehose.wal import RecoveryReport, WriteAheadLog
 
 __all__ = ["STALL_SECONDS", "DeliveryState", "DeliveryStream", "SourceBackup"]
@@ -41,6 +41,15 @@ READ_BYTES = 16 * 1024 * 1024
 # With processing, records are copied on their way through the stage: smaller reads keep the
 # copies of one read small next to the buffers.
 STAGE_READ_BYTES = 4 * 1024 * 1024
+
+
+@dataclass
+class _Processing:
+    """A read on its way through the stage: filed once its output comes back."""
+
+    output: asyncio.Future[StageOutput]
+    runs: list[RecordRun]
+    after_seq: int
 
 
 def log_directory(data_dir: Path, stream_name: str) -> Path:
@@ -94,6 +103,7 @@ class DeliveryStream:
         self.destination = destination
         self.stage: Stage = stage or PassThrough()
         self._read_bytes = READ_BYTES if stage is None else STAGE_READ_BYTES
+        self._overlap = stage is not None  # see _deliver_from_log
         directory = log_directory(data_dir, config.name)
         local_key = (
             LocalKeyFile(data_dir / DEFAULT_KEY_FILE, creatable=True)
@@ -338,41 +348,60 @@ class DeliveryStream:
         self._read_through = reader.after_seq
         self._read_sizes.clear()
         after_seq = reader.after_seq
-        while True:
-            self._wakeup.clear()
-            # Reads of up to a whole buffer: a read's frames pin its buffer, so smaller reads
-            # would not lower the peak much, and larger ones are fewer round trips.
-            frames = await reader.read(self._read_bytes)
-            runs: list[RecordRun] = []
-            for frame in frames:
-                run = run_from_frame(frame, after_seq)
-                if run is not None:
-                    runs.append(run)
-                    after_seq = frame.last_seq
-                    self._read_sizes.append((after_seq, len(run.data)))
-            if runs:
-                await self._take(runs)
-                self._read_through = after_seq
-            if frames:
-                continue  # read on until caught up before waiting
-            self._unread_since_ms = None
-            due = [
-                (output, batch)
-                for output in self.outputs
-                for batch in output.hold(output.buffers.due(now_ms(), everything=self._closing))
-            ]
-            if due:
-                while due:
-                    await self._deliver(*due.pop(0))
-                continue
-            advanced = await self._advance_watermark()
-            if self._closing:
-                return
-            await self._wait(retry_watermark=not advanced)
+        # With a stage, the next read is processed while the last one is buffered and
+        # delivered: the stage's workers do not wait on this loop. Filed in read order.
+        pending: _Processing | None = None
+        try:
+            while True:
+                self._wakeup.clear()
+                # Reads of up to a whole buffer: a read's frames pin its buffer, so smaller
+                # reads would not lower the peak much, and larger ones are fewer round trips.
+                frames = await reader.read(self._read_bytes)
+                runs: list[RecordRun] = []
+                for frame in frames:
+                    run = run_from_frame(frame, after_seq)
+                    if run is not None:
+                        runs.append(run)
+                        after_seq = frame.last_seq
+                        self._read_sizes.append((after_seq, len(run.data)))
+                if runs:
+                    processing = asyncio.ensure_future(self._process(runs))
+                    previous, pending = pending, _Processing(processing, runs, after_seq)
+                    if previous is not None:
+                        await self._file(previous)
+                    if not self._overlap:
+                        previous, pending = pending, None
+                        await self._file(previous)
+                if frames:
+                    continue  # read on until caught up before waiting
+                if pending is not None:
+                    await self._file(pending)
+                    pending = None
+                    continue
+                self._unread_since_ms = None
+                due = [
+                    (output, batch)
+                    for output in self.outputs
+                    for batch in output.hold(output.buffers.due(now_ms(), everything=self._closing))
+                ]
+                if due:
+                    while due:
+                        await self._deliver(*due.pop(0))
+                    continue
+                advanced = await self._advance_watermark()
+                if self._closing:
+                    return
+                await self._wait(retry_watermark=not advanced)
+        finally:
+            if pending is not None and not pending.output.done():
+                # Delivery stops (closing, or a failure it restarts from): a read not yet
+                # filed is read again from the log.
+                pending.output.cancel()
+                with contextlib.suppress(BaseException):
+                    await pending.output
 
-    async def _take(self, runs: list[RecordRun]) -> None:
-        """Buffer what was read: processed for the destination, and for the backup as it came
-        (source-record backup) or as processed (AllData)."""
+    async def _process(self, runs: list[RecordRun]) -> StageOutput:
+        """One read through the stage, counted for the processing metrics."""
         started = time.monotonic()
         try:
             output = await self.stage.process(runs)
@@ -381,6 +410,16 @@ class DeliveryStream:
             self.processing.failed_calls += 1
             raise
         self.processing.count(output, time.monotonic() - started)
+        return output
+
+    async def _file(self, processing: _Processing) -> None:
+        """A processed read into the buffers; then the watermark may pass it."""
+        await self._take(processing.runs, await processing.output)
+        self._read_through = processing.after_seq
+
+    async def _take(self, runs: list[RecordRun], output: StageOutput) -> None:
+        """Buffer what was read: processed for the destination, and for the backup as it came
+        (source-record backup) or as processed (AllData)."""
         if self.backup is not None and not self._backup_processed:
             for run in runs if output.source is None else output.source:
                 await self._buffer(self.backup, run, None)

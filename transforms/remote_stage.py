@@ -15,15 +15,19 @@ import ctypes
 import multiprocessing
 import signal
 import sys
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from multiprocessing.connection import Connection
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from firehose.batch import PartitionKey, Record, RecordRun
 from firehose.config import DeliveryStreamConfig
 from firehose.destination import FailedRecord
 from firehose.stage import StageOutput
 from transforms.processor import ProcessingContext
+
+if TYPE_CHECKING:
+    from transforms.stage import ProcessingStage
 
 _SPAWN: Any = multiprocessing.get_context("spawn")
 PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
@@ -84,37 +88,80 @@ def _stage_main(conn: Connection, config: DeliveryStreamConfig, context: Process
         build_router(config),
         source_steps(config, context),
     )
-    loop = asyncio.new_event_loop()
     conn.send(("ready", None))
+    if stage is None:
+        return  # nothing to run: the service sees the pipe close
+    loop = asyncio.new_event_loop()
     try:
+        loop.run_until_complete(_serve(conn, stage))
+    finally:
+        loop.run_until_complete(stage.close())
+        loop.close()
+
+
+async def _serve(conn: Connection, stage: ProcessingStage) -> None:
+    """Process reads as they arrive, several at once (the service sends its next read before
+    the last one's answer is in), and answer them in the order they came."""
+    loop = asyncio.get_running_loop()
+    requests: asyncio.Queue[list[WireRun] | None] = asyncio.Queue()
+
+    def receive() -> None:
         while True:
             try:
                 request = conn.recv()
             except (EOFError, OSError):
+                request = None
+            loop.call_soon_threadsafe(requests.put_nowait, request)
+            if request is None:
                 return
-            if request is None or stage is None:
-                return
-            output = loop.run_until_complete(stage.process([_from_wire(r) for r in request]))
-            routed = [(partition, _to_wire(run)) for partition, run in output.routed]
-            failed = [_failure_to_wire(failure) for failure in output.failed]
-            source = None if output.source is None else [_to_wire(r) for r in output.source]
-            conn.send(("ok", (routed, failed, source)))
-    finally:
-        if stage is not None:
-            loop.run_until_complete(stage.close())
-        loop.close()
+
+    threading.Thread(target=receive, name="stage-requests", daemon=True).start()
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="stage-answers") as answers:
+        last: asyncio.Future[None] | None = None
+        while (request := await requests.get()) is not None:
+            last = asyncio.ensure_future(_answer(conn, answers, stage, request, last))
+        if last is not None:
+            await asyncio.wait([last])
+
+
+async def _answer(
+    conn: Connection,
+    answers: ThreadPoolExecutor,
+    stage: ProcessingStage,
+    request: list[WireRun],
+    previous: asyncio.Future[None] | None,
+) -> None:
+    """Process one read and send its answer once the answer before it has gone."""
+    message: tuple[str, Any]
+    try:
+        output = await stage.process([_from_wire(r) for r in request])
+        routed = [(partition, _to_wire(run)) for partition, run in output.routed]
+        failed = [_failure_to_wire(failure) for failure in output.failed]
+        source = None if output.source is None else [_to_wire(r) for r in output.source]
+        message = ("ok", (routed, failed, source))
+    except Exception as exc:
+        message = ("error", f"{type(exc).__name__}: {exc}")
+    if previous is not None:
+        await asyncio.wait([previous])
+    with contextlib.suppress(OSError):  # the service is gone: the receiver sees it too
+        await asyncio.get_running_loop().run_in_executor(answers, conn.send, message)
 
 
 class RemoteStage:
-    """A `Stage` whose processors run in a child process (see the module docstring)."""
+    """A `Stage` whose processors run in a child process (see the module docstring). Calls may
+    overlap: each is sent as it comes, and the answers come back in the order sent."""
 
     def __init__(self, config: DeliveryStreamConfig, context: ProcessingContext) -> None:
         self._config = config
         self._context = context
         self._process: Any = None
         self._conn: Connection | None = None
-        # One thread waits on the pipe, so the event loop never blocks on it.
-        self._pipe = ThreadPoolExecutor(max_workers=1, thread_name_prefix="stage-pipe")
+        self._broken: Connection | None = None  # a pipe whose child was found dead
+        # One thread sends and one waits for answers, so the event loop never blocks on the
+        # pipe; the lock keeps the order of answers waited for that of requests sent.
+        self._sender = ThreadPoolExecutor(max_workers=1, thread_name_prefix="stage-send")
+        self._receiver = ThreadPoolExecutor(max_workers=1, thread_name_prefix="stage-receive")
+        self._order = asyncio.Lock()
 
     def _start(self) -> Connection:
         ours, theirs = _SPAWN.Pipe()
@@ -134,26 +181,36 @@ class RemoteStage:
         connection: Connection = ours
         return connection
 
-    def _call(
-        self, request: list[WireRun]
-    ) -> tuple[list[Any], list[WireFailure], list[WireRun] | None]:
-        conn = self._conn if self._process is not None and self._process.is_alive() else None
-        if conn is None:
+    def _send(self, request: list[WireRun]) -> Connection:
+        conn = self._conn
+        if conn is None or conn is self._broken or not self._process.is_alive():
             self._stop()
             conn = self._start()
         try:
             conn.send(request)
-            _, value = conn.recv()
-        except (EOFError, OSError) as exc:
-            self._stop()
+        except OSError as exc:
+            self._broken = conn
             raise RuntimeError(f"the processing stage process died: {exc!r}") from None
+        return conn
+
+    def _receive(self, conn: Connection) -> tuple[list[Any], list[WireFailure], Any]:
+        try:
+            kind, value = conn.recv()
+        except (EOFError, OSError) as exc:
+            self._broken = conn
+            raise RuntimeError(f"the processing stage process died: {exc!r}") from None
+        if kind == "error":
+            raise RuntimeError(f"the processing stage failed: {value}")
         routed, failed, source = value
         return routed, failed, source
 
     async def process(self, runs: list[RecordRun]) -> StageOutput:
         request = [_to_wire(run) for run in runs]
         loop = asyncio.get_running_loop()
-        routed, failed, source = await loop.run_in_executor(self._pipe, self._call, request)
+        async with self._order:
+            conn = await loop.run_in_executor(self._sender, self._send, request)
+            answer = loop.run_in_executor(self._receiver, self._receive, conn)
+        routed, failed, source = await answer
         output = StageOutput()
         output.routed = [(_partition(partition), _from_wire(wire)) for partition, wire in routed]
         output.failed = [_failure_from_wire(wire) for wire in failed]
@@ -176,8 +233,9 @@ class RemoteStage:
             conn.close()
 
     async def close(self) -> None:
-        await asyncio.get_running_loop().run_in_executor(self._pipe, self._stop)
-        self._pipe.shutdown(wait=True)
+        await asyncio.get_running_loop().run_in_executor(self._sender, self._stop)
+        self._sender.shutdown(wait=True)
+        self._receiver.shutdown(wait=True)
 
 
 def _partition(value: Any) -> PartitionKey:
