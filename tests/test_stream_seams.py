@@ -396,3 +396,48 @@ async def test_an_all_data_backup_gets_records_as_delivered(tmp_path: Path) -> N
     assert backup.data == dest.data == b"A\nA\n"
     await wait_until(lambda: stream.wal.delivered_seq == 2)
     assert await stream.close(timeout=5)
+
+
+class SlowOverlappableStage:
+    """Passes records through after a pause, counting how many calls overlap; its third call
+    fails once, as a dead stage process would."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+        self.running = 0
+        self.most_at_once = 0
+        self.failed = False
+
+    async def process(self, runs: list[RecordRun]) -> StageOutput:
+        self.calls += 1
+        self.running += 1
+        self.most_at_once = max(self.most_at_once, self.running)
+        try:
+            await asyncio.sleep(0.05)
+            if self.calls == 3 and not self.failed:
+                self.failed = True
+                raise RuntimeError("the processing stage process died (test)")
+            return StageOutput(routed=[(None, run) for run in runs])
+        finally:
+            self.running -= 1
+
+    async def close(self) -> None:
+        return None
+
+
+async def test_reads_overlap_in_the_stage_and_a_failed_call_restarts_from_the_watermark(
+    tmp_path: Path,
+) -> None:
+    """The next read is in the stage while the last is filed; when a call fails, neither it
+    nor the read in flight beside it is lost: delivery starts again from the watermark."""
+    stage = SlowOverlappableStage()
+    stream, dest = memory_stream(tmp_path, interval=900, size_mib=1, stage=stage)
+    await stream.open()
+    sent = records(24_000, size=1000)  # 24 MB: six reads of 4 MiB
+    for start in range(0, len(sent), 500):
+        await stream.put(sent[start : start + 500])
+    assert await stream.close(timeout=30)
+    assert stage.failed and stage.most_at_once == 2
+    delivered = dest.data.splitlines(keepends=True)
+    assert set(delivered) == set(sent)  # at least once: a restart may deliver some again
+    assert stream.wal.delivered_seq == len(sent)

@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import ctypes
 import multiprocessing
+import os
 import signal
 import sys
 import threading
@@ -31,6 +32,7 @@ if TYPE_CHECKING:
 
 _SPAWN: Any = multiprocessing.get_context("spawn")
 PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
+NICENESS = 5
 # How long a new stage process may take to import and build its processors.
 START_SECONDS = 60.0
 
@@ -80,6 +82,9 @@ def _stage_main(conn: Connection, config: DeliveryStreamConfig, context: Process
     """The stage process: build the stream's stage, then process reads until told to stop."""
     _die_with_parent()
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the service's to handle
+    # Below the service in priority, and so are the transform workers it starts: where the
+    # cores are short, producers' requests are answered first and the log takes the backlog.
+    os.nice(NICENESS)
     from transforms.stage import build_router, build_stage, source_steps
 
     stage = build_stage(
