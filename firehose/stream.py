@@ -38,9 +38,9 @@ __all__ = ["STALL_SECONDS", "DeliveryState", "DeliveryStream", "SourceBackup"]
 log = logging.getLogger(__name__)
 
 READ_BYTES = 16 * 1024 * 1024
-# With processing, records are copied on their way through the stage: smaller reads keep the
-# copies of one read small next to the buffers.
-STAGE_READ_BYTES = 4 * 1024 * 1024
+# With processing, records are copied on their way through the stage, and two reads are in it
+# at once: smaller reads keep those copies small next to the buffers.
+STAGE_READ_BYTES = 2 * 1024 * 1024
 
 
 @dataclass

@@ -433,7 +433,7 @@ async def test_reads_overlap_in_the_stage_and_a_failed_call_restarts_from_the_wa
     stage = SlowOverlappableStage()
     stream, dest = memory_stream(tmp_path, interval=900, size_mib=1, stage=stage)
     await stream.open()
-    sent = records(24_000, size=1000)  # 24 MB: six reads of 4 MiB
+    sent = records(24_000, size=1000)  # 24 MB: many reads
     for start in range(0, len(sent), 500):
         await stream.put(sent[start : start + 500])
     assert await stream.close(timeout=30)
