@@ -282,11 +282,11 @@ class PayloadInvoker:
 # A slice of records as sent to a worker process in one piece: (the first record's id, counted
 # on for the others; arrival ms; data lengths; the records' data back to back). Records without
 # Kinesis metadata only.
-Segment = tuple[int, int, list[int], bytes]
+Segment = tuple[int, int, list[int], bytes | memoryview]
 # What a worker answers for a segment: the data lengths of its records answered Ok (without
 # partition keys; -1 for any other record), their data back to back, and the Answer of every
 # other record by its index in the segment.
-SegmentAnswer = tuple[list[int], bytes, dict[int, Answer]]
+SegmentAnswer = tuple[list[int], bytes | memoryview, dict[int, Answer]]
 
 
 def segment_event(

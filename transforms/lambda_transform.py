@@ -296,7 +296,7 @@ class LambdaProcessor:
                 p.first_index,
                 runs[p.run].arrival_ms,
                 runs[p.run].lengths[p.start : p.stop],
-                bytes(runs[p.run].data[p.base : p.end]),
+                runs[p.run].data[p.base : p.end],  # a view: the channel sends it as it lies
             )
             for p in part
         ]
@@ -335,7 +335,7 @@ class LambdaProcessor:
         run: RecordRun,
         piece: _Piece,
         lengths: list[int],
-        data: bytes,
+        data: bytes | memoryview,
         others: dict[int, Answer],
         attempts: int,
         failed: list[tuple[int, FailedRecord]],

@@ -25,6 +25,7 @@ from firehose.batch import PartitionKey, Record, RecordRun
 from firehose.config import DeliveryStreamConfig
 from firehose.destination import FailedRecord
 from firehose.stage import StageOutput
+from transforms.channel import Channel
 from transforms.processor import ProcessingContext
 
 if TYPE_CHECKING:
@@ -37,12 +38,13 @@ NICENESS = 5
 START_SECONDS = 60.0
 
 # What crosses the pipe: runs as (first seq, arrival ms, lengths, data, seqs, sub seqs).
-WireRun = tuple[int, int, list[int], bytes, list[int] | None, list[int] | None]
+WireRun = tuple[int, int, list[int], memoryview, list[int] | None, list[int] | None]
 WireFailure = tuple[int, int, bytes, int, str, str, str, dict[str, Any], bool]
 
 
 def _to_wire(run: RecordRun) -> WireRun:
-    return (run.first_seq, run.arrival_ms, run.lengths, bytes(run.data), run.seqs, run.sub_seqs)
+    # The data as a view: the channel sends it as it lies.
+    return (run.first_seq, run.arrival_ms, run.lengths, run.data, run.seqs, run.sub_seqs)
 
 
 def _from_wire(wire: WireRun) -> RecordRun:
@@ -78,7 +80,7 @@ def _die_with_parent() -> None:
         ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
-def _stage_main(conn: Connection, config: DeliveryStreamConfig, context: ProcessingContext) -> None:
+def _stage_main(pipe: Connection, config: DeliveryStreamConfig, context: ProcessingContext) -> None:
     """The stage process: build the stream's stage, then process reads until told to stop."""
     _die_with_parent()
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the service's to handle
@@ -93,6 +95,7 @@ def _stage_main(conn: Connection, config: DeliveryStreamConfig, context: Process
         build_router(config),
         source_steps(config, context),
     )
+    conn = Channel(pipe)
     conn.send(("ready", None))
     if stage is None:
         return  # nothing to run: the service sees the pipe close
@@ -104,7 +107,7 @@ def _stage_main(conn: Connection, config: DeliveryStreamConfig, context: Process
         loop.close()
 
 
-async def _serve(conn: Connection, stage: ProcessingStage) -> None:
+async def _serve(conn: Channel, stage: ProcessingStage) -> None:
     """Process reads as they arrive, several at once (the service sends its next read before
     the last one's answer is in), and answer them in the order they came."""
     loop = asyncio.get_running_loop()
@@ -130,7 +133,7 @@ async def _serve(conn: Connection, stage: ProcessingStage) -> None:
 
 
 async def _answer(
-    conn: Connection,
+    conn: Channel,
     answers: ThreadPoolExecutor,
     stage: ProcessingStage,
     request: list[WireRun],
@@ -160,15 +163,15 @@ class RemoteStage:
         self._config = config
         self._context = context
         self._process: Any = None
-        self._conn: Connection | None = None
-        self._broken: Connection | None = None  # a pipe whose child was found dead
+        self._conn: Channel | None = None
+        self._broken: Channel | None = None  # a pipe whose child was found dead
         # One thread sends and one waits for answers, so the event loop never blocks on the
         # pipe; the lock keeps the order of answers waited for that of requests sent.
         self._sender = ThreadPoolExecutor(max_workers=1, thread_name_prefix="stage-send")
         self._receiver = ThreadPoolExecutor(max_workers=1, thread_name_prefix="stage-receive")
         self._order = asyncio.Lock()
 
-    def _start(self) -> Connection:
+    def _start(self) -> Channel:
         ours, theirs = _SPAWN.Pipe()
         process = _SPAWN.Process(
             target=_stage_main,
@@ -177,16 +180,17 @@ class RemoteStage:
         )
         process.start()
         theirs.close()  # so that the child's death reads as end of file here
-        if not ours.poll(START_SECONDS):
+        channel = Channel(ours)
+        if not channel.poll(START_SECONDS):
             process.kill()
+            channel.close()
             raise RuntimeError("the processing stage did not start in time")
-        kind, _ = ours.recv()
+        kind, _ = channel.recv()
         assert kind == "ready"
-        self._process, self._conn = process, ours
-        connection: Connection = ours
-        return connection
+        self._process, self._conn = process, channel
+        return channel
 
-    def _send(self, request: list[WireRun]) -> Connection:
+    def _send(self, request: list[WireRun]) -> Channel:
         conn = self._conn
         if conn is None or conn is self._broken or not self._process.is_alive():
             self._stop()
@@ -198,7 +202,7 @@ class RemoteStage:
             raise RuntimeError(f"the processing stage process died: {exc!r}") from None
         return conn
 
-    def _receive(self, conn: Connection) -> tuple[list[Any], list[WireFailure], Any]:
+    def _receive(self, conn: Channel) -> tuple[list[Any], list[WireFailure], Any]:
         try:
             kind, value = conn.recv()
         except (EOFError, OSError) as exc:

@@ -20,6 +20,7 @@ from multiprocessing.connection import Connection
 from multiprocessing.context import SpawnProcess
 from typing import Any, TypeVar
 
+from transforms.channel import Channel
 from transforms.lambda_contract import (
     FUNCTION_ERROR,
     FUNCTION_TIMED_OUT,
@@ -38,12 +39,13 @@ _T = TypeVar("_T")
 _SPAWN: Any = __import__("multiprocessing").get_context("spawn")
 
 
-def _worker_main(conn: Connection, spec: str, info: FunctionInfo, memory_mib: int) -> None:
+def _worker_main(pipe: Connection, spec: str, info: FunctionInfo, memory_mib: int) -> None:
     """The worker process: limit memory, import the handler, then answer calls until told to
     stop or the pipe closes."""
     import asyncio
     import resource
 
+    from transforms.channel import Channel
     from transforms.lambda_contract import InvokeError, answer_segments, answer_wire_event
     from transforms.lambda_handler import (
         HandlerError,
@@ -55,6 +57,7 @@ def _worker_main(conn: Connection, spec: str, info: FunctionInfo, memory_mib: in
     )
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the service's to handle
+    conn = Channel(pipe)
     if memory_mib > 0:
         limit = memory_mib * 1024 * 1024
         resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
@@ -87,7 +90,8 @@ def _worker_main(conn: Connection, spec: str, info: FunctionInfo, memory_mib: in
             elif len(job) == 4:  # segments: as records, answered compactly
                 shape, invocation_id, segments, _ = job
                 answered = answer_segments(shape, invocation_id, segments, run)
-                conn.send(("answers", answered))
+                # The records' bytes as views: the channel sends them out of band.
+                conn.send(("answers", [(n, memoryview(b), o) for n, b, o in answered]))
             else:  # records: build the event and read the answer here, off the service
                 shape, invocation_id, wire = job
                 conn.send(("answers", answer_wire_event(shape, invocation_id, wire, call)))
@@ -128,7 +132,7 @@ def _in_thread(function: Callable[..., _T], *args: Any) -> asyncio.Future[_T]:
 @dataclass(eq=False)
 class _Worker:
     process: SpawnProcess
-    conn: Connection
+    conn: Channel
 
     def call(self, request: tuple[Any, ...]) -> tuple[str, Any]:
         """Send one call and wait for its answer ("crashed" when the worker died)."""
@@ -191,14 +195,14 @@ class WorkerPool:
         )
         process.start()
         theirs.close()  # so that the worker's death reads as end of file here
-        worker = _Worker(process, ours)
+        worker = _Worker(process, Channel(ours))
         try:
-            if not ours.poll(self._start_timeout):
+            if not worker.conn.poll(self._start_timeout):
                 worker.kill()
                 raise InvokeError(
                     FUNCTION_TIMED_OUT, "The worker did not start in time.", retryable=True
                 )
-            kind, value = ours.recv()
+            kind, value = worker.conn.recv()
         except (EOFError, OSError):
             reason = worker.exit_reason()
             worker.kill()
