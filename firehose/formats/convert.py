@@ -100,6 +100,10 @@ def _slices(segments: Sequence[Segment], size: int) -> Iterator[list[Segment]]:
     current: list[Segment] = []
     held = 0
     for data, lengths in segments:
+        if held + len(data) < size:  # the whole segment fits: no need to walk its records
+            current.append((data, lengths))
+            held += len(data)
+            continue
         start = begin = offset = 0
         for index, length in enumerate(lengths):
             offset += length
