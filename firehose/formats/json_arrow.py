@@ -131,7 +131,7 @@ class _FastReader:
         for key, (_, kind) in zip(self.keys, self.columns, strict=True):
             if key in table.column_names:
                 values = table.column(key)
-                arrays.append(self._finish(values.combine_chunks(), kind))
+                arrays.append(self._finish(values, kind))
             else:
                 arrays.append(pa.nulls(count, kind.arrow))
         return pa.Table.from_arrays(arrays, schema=self.schema)
