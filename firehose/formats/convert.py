@@ -91,6 +91,9 @@ class RecordConverter:
                 writer.write(table)
                 rows += table.num_rows
             del table
+            # Arrow's allocator keeps the pages it freed for reuse; handing them back after each
+            # slice keeps a conversion's memory at about one slice's, not a batch's.
+            pa.default_memory_pool().release_unused()
         body = writer.finish()
         return Converted(body if rows else None, failures, rows)
 
