@@ -183,6 +183,40 @@ def test_records_that_are_not_one_json_object_fail_alone() -> None:
     ]  # fmt: skip
 
 
+def test_records_that_only_line_up_together_are_read_one_by_one() -> None:
+    """An object left open in one record and closed in the next, beside a record of two
+    objects: as many rows as records, but not one per record, so each is read alone."""
+    reader = JsonToArrow([("x", parse_hive_type("int"))], OPENX)
+    records = [b'{"z":\n', b'{"b":1}}\n', b'{"x":1}{"x":2}\n', b'{"x":3}\n']
+    table, failures = reader.read([(b"".join(records), [len(r) for r in records])])
+    assert table.column("x").to_pylist() == [3]
+    assert [(f.index, f.code) for f in failures] == [
+        (0, PARSE_ERROR),
+        (1, PARSE_ERROR),
+        (2, PARSE_ERROR),
+    ]
+
+
+@pytest.mark.parametrize(
+    "record", [b'{"a":%d}', b'{"a":%d}\n', b'{\n  "a": %d\n}\n'], ids=["bare", "line", "pretty"]
+)
+def test_whole_objects_are_read_by_arrow_alone(
+    record: bytes, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Records that are each one object, with or without a newline or spread over lines, take
+    Arrow's reader for the whole batch: no record goes the slow way."""
+    reader = JsonToArrow([("a", parse_hive_type("int"))], OPENX)
+
+    def refuse(*args: Any) -> pa.Table:
+        raise AssertionError("a record was read the slow way")
+
+    monkeypatch.setattr(reader, "_per_record", refuse)
+    records = [record % index for index in range(1000)]
+    table, failures = reader.read([(b"".join(records), [len(r) for r in records])])
+    assert failures == []
+    assert table.column("a").to_pylist() == list(range(1000))
+
+
 def test_hive_timestamp_formats() -> None:
     rules = JsonRules(
         openx=False,

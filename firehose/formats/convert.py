@@ -91,6 +91,9 @@ class RecordConverter:
                 writer.write(table)
                 rows += table.num_rows
             del table
+            # Arrow's allocator keeps the pages it freed for reuse; handing them back after each
+            # slice keeps a conversion's memory at about one slice's, not a batch's.
+            pa.default_memory_pool().release_unused()
         body = writer.finish()
         return Converted(body if rows else None, failures, rows)
 
@@ -100,6 +103,10 @@ def _slices(segments: Sequence[Segment], size: int) -> Iterator[list[Segment]]:
     current: list[Segment] = []
     held = 0
     for data, lengths in segments:
+        if held + len(data) < size:  # the whole segment fits: no need to walk its records
+            current.append((data, lengths))
+            held += len(data)
+            continue
         start = begin = offset = 0
         for index, length in enumerate(lengths):
             offset += length
