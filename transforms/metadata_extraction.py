@@ -8,10 +8,16 @@ not JSON, a query that fails, or any other result goes to the error output as
 
 A query that only picks fields (`{k: .a.b}`) runs on a fast path (transforms/field_pick.py) that
 falls back to jq for any record it cannot answer exactly as jq would.
+
+Records are handed to jq many at a time (transforms/jq_batch.py), running the query alone; a
+record whose result is one object of strings takes it as its keys. Any other result (numbers to
+render, an error, not one object) comes from the whole program run on that record alone, so the
+keys and errors are those of one record at a time.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import jq
@@ -19,6 +25,7 @@ import jq
 from firehose.jq_query import read_object_query
 from firehose.processing_config import ProcessorConfig
 from transforms.field_pick import FieldPicker
+from transforms.jq_batch import BatchedQuery
 from transforms.processor import ProcessingContext, ProcessingRecord, ProcessorOutput
 from transforms.records import failure
 
@@ -48,6 +55,7 @@ class MetadataExtraction:
         self.query = query
         # The newline ends a trailing `# comment` in the query before the closing parenthesis.
         self._program: Any = jq.compile(f"({query}\n) | {_AS_KEYS}")
+        self._batched = BatchedQuery(query)
         shape = read_object_query(query)
         self.picker = (
             FieldPicker(shape) if fast_path and shape and shape.only_picks_fields else None
@@ -81,19 +89,52 @@ class MetadataExtraction:
         keys: dict[str, str] = results[0]
         return keys
 
+    def keys_of(self, records: Sequence[bytes | memoryview]) -> list[dict[str, str] | ValueError]:
+        """The partition keys of each record, or the ValueError saying why it has none."""
+        picker = self.picker
+        picked = [picker.keys(data) for data in records] if picker else [None] * len(records)
+        for_jq = [data for data, keys in zip(records, picked, strict=True) if keys is None]
+        outputs = iter(self._batched.outputs(for_jq))
+        results: list[dict[str, str] | ValueError] = []
+        for data, keys in zip(records, picked, strict=True):
+            if keys is None:
+                keys = _string_keys(next(outputs))
+            if keys is None:
+                try:
+                    keys = self.jq_keys(data)
+                except ValueError as exc:
+                    results.append(exc)
+                    continue
+            results.append(keys)
+        return results
+
     async def process(self, records: list[ProcessingRecord]) -> ProcessorOutput:
         output = ProcessorOutput()
-        for record in records:
-            try:
-                record.query_keys = self.keys(record.data)
-            except ValueError as exc:
-                output.failed.append(failure(record, OUTPUT_TYPE, EXTRACTION_FAILED, str(exc)))
-                continue
-            output.records.append(record)
+        keys_of = self.keys_of([record.data for record in records])
+        for record, keys in zip(records, keys_of, strict=True):
+            if isinstance(keys, ValueError):
+                output.failed.append(failure(record, OUTPUT_TYPE, EXTRACTION_FAILED, str(keys)))
+            else:
+                record.query_keys = keys
+                output.records.append(record)
         return output
 
     async def close(self) -> None:
         pass
+
+
+def _string_keys(outputs: list[Any] | None) -> dict[str, str] | None:
+    """The keys when the query gave one object whose values are all strings (what the whole
+    program would give unchanged), else None."""
+    if outputs is None or len(outputs) != 1:
+        return None
+    keys = outputs[0]
+    if type(keys) is not dict:
+        return None
+    for value in keys.values():
+        if type(value) is not str:
+            return None
+    return keys
 
 
 def build(config: ProcessorConfig, context: ProcessingContext) -> MetadataExtraction:
