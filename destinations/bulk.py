@@ -168,13 +168,13 @@ def _sources(batch: Batch) -> Iterator[tuple[Record, memoryview | None]]:
         data = bytes(run.data)  # one copy per run: bytes.find scans without slicing
         view = memoryview(data)
         offset = 0
-        seqs, sub_seqs = run.seqs, run.sub_seqs
+        seqs, sub_seqs, arrivals = run.seqs, run.sub_seqs, run.arrivals
         for position, length in enumerate(run.lengths):
             start, end = offset, offset + length
             offset = end
             record = Record(
                 seqs[position] if seqs else run.first_seq + position,
-                run.arrival_ms,
+                arrivals[position] if arrivals else run.arrival_ms,
                 view[start:end],
                 sub_seqs[position] if sub_seqs else 0,
             )

@@ -28,7 +28,8 @@ class Record:
 @dataclass(slots=True)
 class RecordRun:
     """Records whose bytes are one contiguous slice: consecutive records of one frame, or
-    processed records with their own seqs (`seqs`, `sub_seqs`; several may share a seq)."""
+    processed records with their own seqs (`seqs`, `sub_seqs`; several may share a seq) and
+    arrival times (`arrivals`, when they differ: `arrival_ms` is then the oldest)."""
 
     first_seq: int
     arrival_ms: int
@@ -36,6 +37,7 @@ class RecordRun:
     data: memoryview
     seqs: list[int] | None = None
     sub_seqs: list[int] | None = None
+    arrivals: list[int] | None = None
 
     @property
     def last_seq(self) -> int:
@@ -43,22 +45,24 @@ class RecordRun:
 
     def part(self, start: int, stop: int, base: int, end: int) -> RecordRun:
         """Records start..stop, whose bytes are data[base:end]."""
+        arrivals = self.arrivals[start:stop] if self.arrivals else None
         return RecordRun(
             self.seqs[start] if self.seqs else self.first_seq + start,
-            self.arrival_ms,
+            min(arrivals) if arrivals else self.arrival_ms,
             self.lengths[start:stop],
             self.data[base:end],
             self.seqs[start:stop] if self.seqs else None,
             self.sub_seqs[start:stop] if self.sub_seqs else None,
+            arrivals,
         )
 
     def records(self) -> Iterator[Record]:
         offset = 0
-        seqs, sub_seqs = self.seqs, self.sub_seqs
+        seqs, sub_seqs, arrivals = self.seqs, self.sub_seqs, self.arrivals
         for index, length in enumerate(self.lengths):
             yield Record(
                 seqs[index] if seqs else self.first_seq + index,
-                self.arrival_ms,
+                arrivals[index] if arrivals else self.arrival_ms,
                 self.data[offset : offset + length],
                 sub_seqs[index] if sub_seqs else 0,
             )

@@ -295,3 +295,20 @@ def test_lengths_array_of_frame_is_not_changed() -> None:
     frame = Frame(1, 5, array("I", [1, 2]), memoryview(b"abc"))
     build([frame], 1)
     assert frame.lengths.tolist() == [1, 2]
+
+
+def test_a_run_of_several_arrival_times_keeps_each_and_cuts_with_the_oldest() -> None:
+    data = [b"aa", b"bbb", b"c", b"dd"]
+    run = RecordRun(
+        7, 100, [2, 3, 1, 2], memoryview(b"".join(data)), [7, 9, 12, 13], [0, 0, 0, 0],
+        [300, 100, 200, 400],
+    )  # fmt: skip
+    assert [(r.seq, r.arrival_ms, bytes(r.data)) for r in run.records()] == [
+        (7, 300, b"aa"), (9, 100, b"bbb"), (12, 200, b"c"), (13, 400, b"dd"),
+    ]  # fmt: skip
+    builder = BatchBuilder(5)
+    [first] = builder.add(run)  # aa + bbb fill the first batch; c and dd wait
+    assert (first.oldest_arrival_ms, [r.arrival_ms for r in first.records()]) == (100, [300, 100])
+    current = builder.current
+    assert current.oldest_arrival_ms == 200
+    assert [(r.seq, r.arrival_ms) for r in current.records()] == [(12, 200), (13, 400)]

@@ -9,14 +9,14 @@ import pytest
 
 from destinations.objectstore import LocalObjectStore
 from destinations.s3 import S3Destination
-from firehose.batch import Batch, RecordRun
+from firehose.batch import Batch, PartitionKey, RecordRun
 from firehose.buffer import PARTITION_COUNT_EXCEEDED, PartitionBuffers
 from firehose.config import ExtendedS3Destination
 from firehose.destination import FailedRecord
 from firehose.keys import MAX_EVALUATED_PREFIX
 from transforms.metadata_extraction import MetadataExtraction
 from transforms.partitioning import INVALID_VALUE, MISSING_KEY, PartitionRouter
-from transforms.processor import ProcessingRecord
+from transforms.processor import ProcessingRecord, ProcessorOutput
 from transforms.stage import ProcessingStage
 
 PREFIX = "c=!{partitionKeyFromQuery:c}/r=!{partitionKeyFromLambda:r}/!{timestamp:yyyy}/"
@@ -134,3 +134,59 @@ def test_each_batch_is_keyed_by_its_partition(tmp_path: Path) -> None:
     batch.add(run_of(1, 3))
     key = destination.object_key(batch)
     assert key.startswith("c=a/r=eu/1970/s-1-1970-01-01-00-00-01-")
+
+
+async def test_a_partition_gets_one_run_of_its_records_from_every_run_read() -> None:
+    stage = ProcessingStage(
+        [MetadataExtraction("{c: .c}")], PartitionRouter("c=!{partitionKeyFromQuery:c}/")
+    )
+    first = [b'{"c":"x","n":1}', b'{"c":"y","n":2}', b'{"c":"x","n":3}']
+    second = [b'{"c":"x","n":4}', b'{"c":"y","n":5}']
+    runs = [
+        RecordRun(1, 500, [len(d) for d in first], memoryview(b"".join(first))),
+        RecordRun(4, 700, [len(d) for d in second], memoryview(b"".join(second))),
+    ]
+    output = await stage.process(runs)
+    got = {value_of(partition): run for partition, run in output.routed}
+    assert [value_of(partition) for partition, _ in output.routed] == ["x", "y"]
+    x, y = got["x"], got["y"]
+    assert [(r.seq, r.arrival_ms, bytes(r.data)) for r in x.records()] == [
+        (1, 500, first[0]), (3, 500, first[2]), (4, 700, second[0]),
+    ]  # fmt: skip
+    assert [(r.seq, r.arrival_ms) for r in y.records()] == [(2, 500), (5, 700)]
+    assert (x.first_seq, x.arrival_ms, y.arrival_ms) == (1, 500, 500)
+    [alone] = (await stage.process(runs[1:2])).routed[:1]
+    assert alone[1].arrivals is None  # one arrival time: not repeated per record
+
+
+def value_of(partition: PartitionKey) -> str:
+    assert partition is not None
+    [(_, value)] = partition
+    return value
+
+
+class DropsOdd:
+    """A processor after partitioning that gives back fewer records than it got."""
+
+    type = "AppendDelimiterToRecord"
+
+    async def process(self, records: list[ProcessingRecord]) -> ProcessorOutput:
+        return ProcessorOutput([r for r in records if r.seq % 2 == 0][::-1])
+
+    async def close(self) -> None:
+        pass
+
+
+async def test_records_keep_their_partition_past_a_processor_that_drops_some() -> None:
+    stage = ProcessingStage(
+        [MetadataExtraction("{c: .c}"), DropsOdd()],
+        PartitionRouter("c=!{partitionKeyFromQuery:c}/"),
+    )
+    data = [b'{"c":"%d"}' % (n % 3) for n in range(9)]
+    run = RecordRun(0, 5, [len(d) for d in data], memoryview(b"".join(data)))
+    output = await stage.process([run])
+    routed = {
+        value_of(partition): sorted(r.seq for r in run.records())
+        for partition, run in output.routed
+    }
+    assert routed == {"0": [0, 6], "1": [4], "2": [2, 8]}

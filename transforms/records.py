@@ -3,6 +3,9 @@ how the records split from one log record are numbered."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from operator import attrgetter
+
 from firehose.batch import PartitionKey, Record, RecordRun
 from firehose.destination import FailedRecord
 from transforms.processor import ProcessingRecord
@@ -83,3 +86,38 @@ def records_to_runs(
         )
         start = stop
     return routed
+
+
+def partitioned_runs(
+    records: Sequence[ProcessingRecord], partitions: Sequence[PartitionKey]
+) -> list[tuple[PartitionKey, RecordRun]]:
+    """Each record in the partition of the same place in `partitions`, as one run per
+    partition (one joined buffer, records in order, each with its own arrival time)."""
+    groups: dict[PartitionKey, list[ProcessingRecord]] = {}
+    for record, partition in zip(records, partitions, strict=True):
+        group = groups.get(partition)
+        if group is None:
+            groups[partition] = [record]
+        else:
+            group.append(record)
+    return [(partition, _run_of(group)) for partition, group in groups.items()]
+
+
+_DATA, _SEQ = attrgetter("data"), attrgetter("seq")
+_SUB_SEQ, _ARRIVAL = attrgetter("sub_seq"), attrgetter("arrival_ms")
+
+
+def _run_of(records: list[ProcessingRecord]) -> RecordRun:
+    """Records as one run; their arrival times only when they differ."""
+    datas = list(map(_DATA, records))
+    arrivals = list(map(_ARRIVAL, records))
+    oldest = min(arrivals)
+    return RecordRun(
+        records[0].seq,
+        oldest,
+        list(map(len, datas)),
+        memoryview(b"".join(datas)),
+        list(map(_SEQ, records)),
+        list(map(_SUB_SEQ, records)),
+        None if arrivals.count(oldest) == len(arrivals) else arrivals,
+    )

@@ -37,19 +37,29 @@ NICENESS = 5
 # How long a new stage process may take to import and build its processors.
 START_SECONDS = 60.0
 
-# What crosses the pipe: runs as (first seq, arrival ms, lengths, data, seqs, sub seqs).
-WireRun = tuple[int, int, list[int], memoryview, list[int] | None, list[int] | None]
+# What crosses the pipe: runs as (first seq, arrival ms, lengths, data, seqs, sub seqs, arrivals).
+WireRun = tuple[
+    int, int, list[int], memoryview, list[int] | None, list[int] | None, list[int] | None
+]
 WireFailure = tuple[int, int, bytes, int, str, str, str, dict[str, Any], bool]
 
 
 def _to_wire(run: RecordRun) -> WireRun:
     # The data as a view: the channel sends it as it lies.
-    return (run.first_seq, run.arrival_ms, run.lengths, run.data, run.seqs, run.sub_seqs)
+    return (
+        run.first_seq,
+        run.arrival_ms,
+        run.lengths,
+        run.data,
+        run.seqs,
+        run.sub_seqs,
+        run.arrivals,
+    )
 
 
 def _from_wire(wire: WireRun) -> RecordRun:
-    first_seq, arrival_ms, lengths, data, seqs, sub_seqs = wire
-    return RecordRun(first_seq, arrival_ms, lengths, memoryview(data), seqs, sub_seqs)
+    first_seq, arrival_ms, lengths, data, seqs, sub_seqs, arrivals = wire
+    return RecordRun(first_seq, arrival_ms, lengths, memoryview(data), seqs, sub_seqs, arrivals)
 
 
 def _failure_to_wire(failure: FailedRecord) -> WireFailure:

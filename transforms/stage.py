@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Sequence
 from itertools import accumulate, repeat
+from operator import is_
 
 from firehose.batch import PartitionKey, RecordRun
 from firehose.config import DeliveryStreamConfig, ExtendedS3Destination
@@ -15,7 +16,7 @@ from transforms.lambda_handler import check_handler
 from transforms.lambda_transform import LambdaProcessor
 from transforms.partitioning import PartitionRouter
 from transforms.processor import ProcessingContext, ProcessingRecord, Processor
-from transforms.records import records_to_runs
+from transforms.records import partitioned_runs, records_to_runs
 from transforms.registry import KINESIS_SOURCE_STEPS, ORDER, PROCESSORS
 
 # Records converted between two yields to the event loop.
@@ -61,19 +62,22 @@ class ProcessingStage:
             output.failed.extend(result.failed)
         if self.source_steps:
             output.source = [run for _, run in records_to_runs(records)]
-        partitions: dict[int, PartitionKey] | None = None
+        partitions: list[PartitionKey] | None = None
         for processor in self.processors:
             if partitions is None and processor.type in AFTER_PARTITIONING:
                 records, partitions = self._partition(records, output.failed)
             result = await processor.process(records)
+            if partitions is not None:
+                partitions = _kept_partitions(records, partitions, result.records)
             records = result.records
             output.failed.extend(result.failed)
             await asyncio.sleep(0)
+        if self.router is None:
+            output.routed = records_to_runs(records)
+            return output
         if partitions is None:
             records, partitions = self._partition(records, output.failed)
-        output.routed = (
-            _partitioned_runs(records, partitions) if self.router else records_to_runs(records)
-        )
+        output.routed = partitioned_runs(records, partitions)
         return output
 
     def _runs_taker(self) -> LambdaProcessor | None:
@@ -86,19 +90,20 @@ class ProcessingStage:
 
     def _partition(
         self, records: list[ProcessingRecord], failed: list[FailedRecord]
-    ) -> tuple[list[ProcessingRecord], dict[int, PartitionKey]]:
-        """The records that have a partition, and each one's partition by id; the others are
-        added to `failed`, with their data as it entered partitioning."""
+    ) -> tuple[list[ProcessingRecord], list[PartitionKey]]:
+        """The records that have a partition, and their partitions in the same order; the
+        others are added to `failed`, with their data as it entered partitioning."""
         if self.router is None:
-            return records, {}
-        kept, partitions = [], {}
+            return records, [None] * len(records)
+        partition_of = self.router.partition
+        kept, partitions = [], []
         for record in records:
-            partition = self.router.partition(record)
+            partition = partition_of(record)
             if isinstance(partition, FailedRecord):
                 failed.append(partition)
             else:
                 kept.append(record)
-                partitions[id(record)] = partition
+                partitions.append(partition)
         return kept, partitions
 
     async def close(self) -> None:
@@ -108,33 +113,30 @@ class ProcessingStage:
 
 def _records_of(run: RecordRun) -> list[ProcessingRecord]:
     """A run's records as the processors take them (slices of the run's bytes, no copy)."""
-    data, arrival = run.data, run.arrival_ms
+    data = run.data
     ends = list(accumulate(run.lengths, initial=0))
     seqs = run.seqs or range(run.first_seq, run.first_seq + len(run.lengths))
     sub_seqs = run.sub_seqs or repeat(0)
+    arrivals = run.arrivals or repeat(run.arrival_ms)
     return [
         ProcessingRecord(seq, arrival, data[start:end], sub_seq)
-        for seq, sub_seq, start, end in zip(seqs, sub_seqs, ends, ends[1:], strict=False)
+        for seq, arrival, sub_seq, start, end in zip(
+            seqs, arrivals, sub_seqs, ends, ends[1:], strict=False
+        )
     ]
 
 
-def _partitioned_runs(
-    records: list[ProcessingRecord], partitions: dict[int, PartitionKey]
-) -> list[tuple[PartitionKey, RecordRun]]:
-    """Each partition's records as runs, in record order within a partition."""
-    by_partition: dict[PartitionKey, list[ProcessingRecord]] = {}
-    for record in records:
-        partition = partitions[id(record)]
-        group = by_partition.get(partition)
-        if group is None:
-            by_partition[partition] = [record]
-        else:
-            group.append(record)
-    return [
-        routed
-        for partition, group in by_partition.items()
-        for routed in records_to_runs(group, partition)
-    ]
+def _kept_partitions(
+    before: list[ProcessingRecord],
+    partitions: list[PartitionKey],
+    after: list[ProcessingRecord],
+) -> list[PartitionKey]:
+    """The partitions of the records a processor after partitioning gave back: the same list
+    when it kept them all in place (AppendDelimiterToRecord does), else found by identity."""
+    if len(after) == len(before) and all(map(is_, after, before)):
+        return partitions
+    by_id = {id(record): partition for record, partition in zip(before, partitions, strict=True)}
+    return [by_id[id(record)] for record in after]
 
 
 def build_stage(
