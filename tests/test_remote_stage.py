@@ -1,4 +1,5 @@
-"""The stage process: overlapping calls answered in order, and a stage process that dies."""
+"""The stage process: overlapping calls answered in order, a stage process that dies, and
+what crosses the pipe coming back as the stage made it."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from firehose.batch import RecordRun
 from firehose.stage import StageOutput
 from tests.factories import stream_config
 from tests.lambda_helpers import STREAM_ARN
+from tests.test_processing_service import processors
 from transforms.processor import ProcessingContext
 from transforms.remote_stage import NICENESS, RemoteStage
 
@@ -90,3 +92,54 @@ async def test_a_killed_stage_process_fails_its_calls_and_the_next_call_starts_a
         assert stage._process.pid != child
     finally:
         await stage.close()
+
+
+PARTITIONED_CONTEXT = ProcessingContext(
+    "dp", "arn:aws:firehose:eu-west-1:123456789012:deliverystream/dp", "eu-west-1"
+)
+
+
+def run_of(first_seq: int, arrival_ms: int, records: list[bytes]) -> RecordRun:
+    return RecordRun(
+        first_seq, arrival_ms, [len(r) for r in records], memoryview(b"".join(records))
+    )
+
+
+async def test_partitioned_runs_keep_each_records_arrival_across_the_pipe() -> None:
+    config = stream_config(
+        "dp",
+        size_mib=64,
+        Prefix="c=!{partitionKeyFromQuery:c}/",
+        ErrorOutputPrefix="errors/",
+        DynamicPartitioningConfiguration={"Enabled": True},
+        ProcessingConfiguration=processors(
+            ("MetadataExtraction", {"MetadataExtractionQuery": "{c: (.c)}"}),
+            ("AppendDelimiterToRecord", {}),
+        ),
+    )
+    stage = RemoteStage(config, PARTITIONED_CONTEXT)
+    try:
+        output = await stage.process(
+            [
+                run_of(0, 100, [b'{"c":"x"}', b'{"c":"y"}', b"oops"]),
+                run_of(3, 200, [b'{"c":"x","n":2}', b'{"c":"y"}']),
+            ]
+        )
+    finally:
+        await stage.close()
+    routed = {partition: run for partition, run in output.routed}
+    x = routed[(("partitionKeyFromQuery:c", "x"),)]
+    assert [(r.seq, r.arrival_ms, bytes(r.data)) for r in x.records()] == [
+        (0, 100, b'{"c":"x"}\n'),
+        (3, 200, b'{"c":"x","n":2}\n'),
+    ]
+    assert (x.arrival_ms, x.arrivals) == (100, [100, 200])
+    y = routed[(("partitionKeyFromQuery:c", "y"),)]
+    assert [(r.seq, r.arrival_ms) for r in y.records()] == [(1, 100), (4, 200)]
+    [failed] = output.failed
+    assert (failed.record.seq, failed.record.arrival_ms, bytes(failed.record.data)) == (
+        2,
+        100,
+        b"oops",
+    )
+    assert failed.error_code == "DynamicPartitioning.MetadataExtractionFailed"
