@@ -41,6 +41,9 @@ READ_BYTES = 16 * 1024 * 1024
 # With processing, records are copied on their way through the stage, and two reads are in it
 # at once: smaller reads keep those copies small next to the buffers.
 STAGE_READ_BYTES = 2 * 1024 * 1024
+# Reads in the stage beyond the one being filed: enough that its workers never wait for the
+# delivery loop to send the next read.
+STAGE_READS_AHEAD = 3
 
 
 @dataclass
@@ -103,7 +106,7 @@ class DeliveryStream:
         self.destination = destination
         self.stage: Stage = stage or PassThrough()
         self._read_bytes = READ_BYTES if stage is None else STAGE_READ_BYTES
-        self._overlap = stage is not None  # see _deliver_from_log
+        self._reads_ahead = 0 if stage is None else STAGE_READS_AHEAD  # see _deliver_from_log
         directory = log_directory(data_dir, config.name)
         local_key = (
             LocalKeyFile(data_dir / DEFAULT_KEY_FILE, creatable=True)
@@ -348,9 +351,9 @@ class DeliveryStream:
         self._read_through = reader.after_seq
         self._read_sizes.clear()
         after_seq = reader.after_seq
-        # With a stage, the next read is processed while the last one is buffered and
+        # With a stage, the next reads are processed while the last one is buffered and
         # delivered: the stage's workers do not wait on this loop. Filed in read order.
-        pending: _Processing | None = None
+        pending: deque[_Processing] = deque()
         try:
             while True:
                 self._wakeup.clear()
@@ -366,17 +369,13 @@ class DeliveryStream:
                         self._read_sizes.append((after_seq, len(run.data)))
                 if runs:
                     processing = asyncio.ensure_future(self._process(runs))
-                    previous, pending = pending, _Processing(processing, runs, after_seq)
-                    if previous is not None:
-                        await self._file(previous)
-                    if not self._overlap:
-                        previous, pending = pending, None
-                        await self._file(previous)
+                    pending.append(_Processing(processing, runs, after_seq))
+                    if len(pending) > self._reads_ahead:
+                        await self._file(pending.popleft())
                 if frames:
                     continue  # read on until caught up before waiting
-                if pending is not None:
-                    await self._file(pending)
-                    pending = None
+                if pending:
+                    await self._file(pending.popleft())
                     continue
                 self._unread_since_ms = None
                 due = [
@@ -393,12 +392,12 @@ class DeliveryStream:
                     return
                 await self._wait(retry_watermark=not advanced)
         finally:
-            if pending is not None and not pending.output.done():
-                # Delivery stops (closing, or a failure it restarts from): a read not yet
-                # filed is read again from the log.
-                pending.output.cancel()
+            # Delivery stops (closing, or a failure it restarts from): reads not yet filed are
+            # read again from the log.
+            for unfiled in pending:
+                unfiled.output.cancel()
                 with contextlib.suppress(BaseException):
-                    await pending.output
+                    await unfiled.output
 
     async def _process(self, runs: list[RecordRun]) -> StageOutput:
         """One read through the stage, counted for the processing metrics."""

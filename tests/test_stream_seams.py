@@ -410,11 +410,12 @@ class SlowOverlappableStage:
 
     async def process(self, runs: list[RecordRun]) -> StageOutput:
         self.calls += 1
+        call = self.calls
         self.running += 1
         self.most_at_once = max(self.most_at_once, self.running)
         try:
             await asyncio.sleep(0.05)
-            if self.calls == 3 and not self.failed:
+            if call == 3 and not self.failed:
                 self.failed = True
                 raise RuntimeError("the processing stage process died (test)")
             return StageOutput(routed=[(None, run) for run in runs])
@@ -437,7 +438,7 @@ async def test_reads_overlap_in_the_stage_and_a_failed_call_restarts_from_the_wa
     for start in range(0, len(sent), 500):
         await stream.put(sent[start : start + 500])
     assert await stream.close(timeout=30)
-    assert stage.failed and stage.most_at_once == 2
+    assert stage.failed and stage.most_at_once > 1, (stage.calls, stage.most_at_once)
     delivered = dest.data.splitlines(keepends=True)
     assert set(delivered) == set(sent)  # at least once: a restart may deliver some again
     assert stream.wal.delivered_seq == len(sent)
