@@ -38,8 +38,8 @@ __all__ = ["STALL_SECONDS", "DeliveryState", "DeliveryStream", "SourceBackup"]
 log = logging.getLogger(__name__)
 
 READ_BYTES = 16 * 1024 * 1024
-# With processing, records are copied on their way through the stage, and two reads are in it
-# at once: smaller reads keep those copies small next to the buffers.
+# With processing, records are copied on their way through the stage, and several reads are in
+# it at once: smaller reads keep those copies small next to the buffers.
 STAGE_READ_BYTES = 2 * 1024 * 1024
 # Reads in the stage beyond the one being filed: enough that its workers never wait for the
 # delivery loop to send the next read.

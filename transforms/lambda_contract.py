@@ -340,12 +340,7 @@ def answer_segments(
         ok_data: list[bytes] = []
         others: dict[int, Answer] = {}
         for index, answer in enumerate(answers[position : position + len(lengths)]):
-            if answer.result == "Ok" and answer.partition_keys is None:
-                ok_lengths.append(len(answer.data))
-                ok_data.append(answer.data)
-            else:
-                ok_lengths.append(-1)
-                others[index] = answer
+            _compact(index, answer, ok_lengths, ok_data, others)
         position += len(lengths)
         compact.append((ok_lengths, b"".join(ok_data), others))
     return compact
@@ -386,15 +381,26 @@ def _plain_answers(result: Any, segments: Sequence[Segment]) -> list[SegmentAnsw
                 continue
             if type(outcome) is not str or (outcome == "Ok" and not _plain_ok(entry)):
                 return None
-            answer = _read_entry(entry)
-            if answer.result == "Ok" and answer.partition_keys is None:
-                ok_lengths.append(len(answer.data))
-                ok_data.append(answer.data)
-            else:
-                ok_lengths.append(-1)
-                others[index] = answer
+            _compact(index, _read_entry(entry), ok_lengths, ok_data, others)
         compact.append((ok_lengths, b"".join(ok_data), others))
     return compact
+
+
+def _compact(
+    index: int,
+    answer: Answer,
+    ok_lengths: list[int],
+    ok_data: list[bytes],
+    others: dict[int, Answer],
+) -> None:
+    """File record `index`'s answer in a SegmentAnswer's parts: a plain Ok by its data, any
+    other answer (-1 in the lengths) as it is."""
+    if answer.result == "Ok" and answer.partition_keys is None:
+        ok_lengths.append(len(answer.data))
+        ok_data.append(answer.data)
+    else:
+        ok_lengths.append(-1)
+        others[index] = answer
 
 
 def _plain_ok(entry: dict[str, Any]) -> bool:

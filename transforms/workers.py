@@ -45,7 +45,6 @@ def _worker_main(pipe: Connection, spec: str, info: FunctionInfo, memory_mib: in
     import asyncio
     import resource
 
-    from transforms.channel import Channel
     from transforms.lambda_contract import InvokeError, answer_segments, answer_wire_event
     from transforms.lambda_handler import (
         HandlerError,
