@@ -161,10 +161,6 @@ async def test_history_follows_streams_created_and_deleted_through_the_api(
 async def test_a_changed_stream_counts_on_and_a_recreated_one_starts_afresh(
     client: Client,
 ) -> None:
-    await client.change("CreateDeliveryStream", body("kept", Prefix="one/"))
-    await client.put("kept", 3)
-    await client.put("kept", 2)
-
     async def delivered(count: int) -> None:
         async with asyncio.timeout(30):
             samples = await client.metrics()
@@ -172,6 +168,10 @@ async def test_a_changed_stream_counts_on_and_a_recreated_one_starts_afresh(
                 await asyncio.sleep(0.05)
                 samples = await client.metrics()
 
+    await client.change("CreateDeliveryStream", body("kept", Prefix="one/"))
+    await client.put("kept", 3)
+    await delivered(3)  # each put its own object: read together, two would make one
+    await client.put("kept", 2)
     await delivered(5)
 
     update = {
