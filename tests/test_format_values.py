@@ -217,6 +217,40 @@ def test_whole_objects_are_read_by_arrow_alone(
     assert table.column("a").to_pylist() == list(range(1000))
 
 
+def test_timestamps_of_each_form_take_arrow_alone_batch_after_batch(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """One reader meets batches of text, whole and fractional epoch timestamps in turn, each
+    read by Arrow alone with the values record by record gives; a batch of several segments
+    reads as the same batch in one piece."""
+    reader = JsonToArrow(
+        [("ts", parse_hive_type("timestamp")), ("n", parse_hive_type("bigint"))], OPENX
+    )
+    forms: list[list[Any]] = [
+        ["2026-01-01 10:00:00.5", "2026-01-02T00:00:01Z"],
+        [1_767_225_600_000, 1_767_225_600],
+        [1_767_225_600.25, 1.5],
+        ["2026-01-03 00:00:00", None],
+        [1_767_225_600_001, None],
+    ]
+    expected = []
+    for values in forms:
+        documents = [{"ts": value, "n": index} for index, value in enumerate(values)]
+        expected.append(read_both("timestamp", OPENX, [{"c": value} for value in values])[1])
+        monkeypatch.setattr(reader, "_per_record", _refuse)
+        records = [orjson.dumps(document) + b"\n" for document in documents]
+        segments = [(memoryview(record), [len(record)]) for record in records]
+        table, failures = reader.read(segments)
+        monkeypatch.undo()
+        assert failures == []
+        assert (as_python(table, "ts"), []) == expected[-1]
+        assert table.column("n").to_pylist() == list(range(len(values)))
+
+
+def _refuse(*args: Any) -> pa.Table:
+    raise AssertionError("a record was read the slow way")
+
+
 def test_hive_timestamp_formats() -> None:
     rules = JsonRules(
         openx=False,

@@ -19,7 +19,7 @@ import pyarrow.compute as pc
 import pyarrow.json as pj
 
 from firehose.formats.hive_types import INTEGER_RANGES, HiveType
-from firehose.formats.timestamps import timestamp_column
+from firehose.formats.timestamps import TimestampError, timestamp_column
 from firehose.formats.values import JsonRules, RowReader, ValueProblem
 
 # The error codes of a record that fails: not JSON at all, or JSON that does not fit.
@@ -29,6 +29,15 @@ MALFORMED_DATA = "DataFormatConversion.MalformedData"
 _SMALL = 256
 _MIN_BLOCK = 1 << 20
 _OPEN, _CLOSE, _NEWLINE = b"{}\n"
+# A timestamp column's reader type, tried in this order: text, whole numbers (epoch seconds or
+# milliseconds), or whatever the reader infers (fractional numbers). Inference is the last
+# resort: a column the reader must infer costs it about a tenth more.
+_TIMESTAMP_WAYS: dict[str, pa.DataType | None] = {
+    "text": pa.string(),
+    "whole": pa.int64(),
+    "inferred": None,
+}
+_NOT_INT64 = "Failed to convert JSON to int64"
 _EXACT_LEAVES = {"string", "boolean", "float", "double", "binary", *INTEGER_RANGES}
 
 Records = Sequence[bytes | memoryview]
@@ -66,7 +75,8 @@ class _FastReader:
             key for key, (_, kind) in zip(self.keys, columns, strict=True)
             if kind.name == "timestamp"
         ]  # fmt: skip
-        self.timestamps_as_text = True  # else as numbers: the last way that worked goes first
+        # How timestamp columns are read: the way that last worked goes first.
+        self.timestamp_way = "text"
         self.schema = pa.schema([pa.field(name, kind.arrow) for name, kind in columns])
 
     @staticmethod
@@ -87,26 +97,44 @@ class _FastReader:
         if kind.name == "decimal":
             return pa.decimal128(38, kind.args[1])  # the precision is checked by a cast
         if kind.name == "timestamp":
-            return pa.string() if self.timestamps_as_text else None  # None: inferred
+            return _TIMESTAMP_WAYS[self.timestamp_way]
         return kind.arrow
 
-    def read(self, joined: bytes, count: int, longest: int) -> pa.Table:
+    def read(self, joined: pa.Buffer, count: int, longest: int) -> pa.Table:
         try:
             return self._read(joined, count, longest)
         except _Miss:
             raise
         except (pa.ArrowException, ValueError) as exc:
-            message = str(exc)
-            if not any(f"Column(/{key})" in message for key in self.timestamp_keys):
-                raise _Miss(message) from None
-        self.timestamps_as_text = not self.timestamps_as_text  # the other way, once
-        try:
-            return self._read(joined, count, longest)
-        except (pa.ArrowException, ValueError) as exc:
-            self.timestamps_as_text = not self.timestamps_as_text
-            raise _Miss(str(exc)) from None
+            if not self._timestamps_may_be_why(exc):
+                raise _Miss(str(exc)) from None
+            failure = str(exc)
+        tried = self.timestamp_way
+        for way in _TIMESTAMP_WAYS:
+            if way == tried:
+                continue
+            self.timestamp_way = way
+            try:
+                return self._read(joined, count, longest)
+            except (pa.ArrowException, ValueError) as exc:
+                failure = str(exc)
+        self.timestamp_way = tried
+        raise _Miss(failure)
 
-    def _read(self, joined: bytes, count: int, longest: int) -> pa.Table:
+    def _timestamps_may_be_why(self, exc: Exception) -> bool:
+        """Whether a failed read may pass with timestamps read another way: the reader names
+        the column, except when a number does not fit the integer it was told to expect; or
+        the column read is not one of timestamps (text the reader took for its own type)."""
+        if not self.timestamp_keys:
+            return False
+        message = str(exc)
+        if isinstance(exc, TimestampError):
+            return True
+        if any(f"Column(/{key})" in message for key in self.timestamp_keys):
+            return True
+        return self.timestamp_way == "whole" and message.startswith(_NOT_INT64)
+
+    def _read(self, joined: pa.Buffer, count: int, longest: int) -> pa.Table:
         fields = []
         for key, (_, kind) in zip(self.keys, self.columns, strict=True):
             reader_type = self._reader_type(kind)
@@ -259,7 +287,7 @@ def _bounds(data: bytes | memoryview, lengths: Sequence[int]) -> list[tuple[int,
     return list(pairwise(ends))
 
 
-def _as_lines(segments: Sequence[Segment]) -> tuple[bytes, int, int] | None:
+def _as_lines(segments: Sequence[Segment]) -> tuple[pa.Buffer, int, int] | None:
     """The records as lines for Arrow's reader, their count and the longest; None when the
     reader's rows could not be vouched to be the records one for one.
 
@@ -274,8 +302,8 @@ def _as_lines(segments: Sequence[Segment]) -> tuple[bytes, int, int] | None:
     lengths = list(chain.from_iterable(lengths for _, lengths in segments))
     if not lengths or min(lengths) < 2:  # the shortest record that passes is `{}`
         return None
-    joined = b"".join(data for data, _ in segments)
-    octets = pa.Array.from_buffers(pa.uint8(), len(joined), [None, pa.py_buffer(joined)])
+    joined = _joined(segments)
+    octets = pa.Array.from_buffers(pa.uint8(), joined.size, [None, joined])
     sizes = pa.array(lengths, pa.int64())
     ends = pc.cumulative_sum(sizes)
 
@@ -291,7 +319,21 @@ def _as_lines(segments: Sequence[Segment]) -> tuple[bytes, int, int] | None:
     elif every(last, _CLOSE):
         pieces = [data[start:end] for data, lengths in segments for start, end in _bounds(
             data, lengths)]  # fmt: skip
-        joined = b"\n".join(pieces) + b"\n"
+        joined = pa.py_buffer(b"\n".join(pieces) + b"\n")
     else:
         return None
     return joined, len(lengths), max(lengths)
+
+
+def _joined(segments: Sequence[Segment]) -> pa.Buffer:
+    """The segments back to back in a buffer of Arrow's pool, which the reader reads in place;
+    measured a little cheaper than joining them into bytes (about 0.2 µs a record)."""
+    if len(segments) == 1:
+        return pa.py_buffer(segments[0][0])  # no copy
+    joined = pa.allocate_buffer(sum(len(data) for data, _ in segments))
+    into = memoryview(joined).cast("B")
+    offset = 0
+    for data, _ in segments:
+        into[offset : offset + len(data)] = data
+        offset += len(data)
+    return joined
