@@ -98,6 +98,7 @@ NOT_YET = frozenset(
 _BATCH_HEAD = re.compile(rb'\{"DeliveryStreamName":"([a-zA-Z0-9_.-]{1,64})","Records":\[\{"Data":"')
 _BATCH_SEPARATOR = b'"},{"Data":"'
 _BATCH_TAIL = b'"}]}'
+_LAST_DIGITS = [f"{low:03d}" for low in range(1000)]
 
 
 # A handler answers a dict, or bytes already rendered as JSON.
@@ -183,6 +184,26 @@ def _canonical_batch(raw: bytes) -> tuple[str, list[bytes]] | None:
     if max(map(len, records)) > MAX_RECORD_BYTES:
         return None
     return head[1].decode("ascii"), records
+
+
+def joined_seqs(separator: str, first: int, count: int) -> str:
+    """The decimal seqs `first` .. `first + count - 1` joined by `separator`.
+
+    Seqs that share all but their last three digits are joined in one call over a table of
+    those digits: str() of each of a batch's 500 seqs costs the answer about 0.1 µs a record.
+    """
+    blocks = []
+    seq, end = first, first + count
+    while seq < end:
+        high, low = divmod(seq, 1000)
+        stop = min(end, (high + 1) * 1000)
+        if high == 0:  # no leading digits: the last three lose their zeros
+            blocks.append(separator.join(map(str, range(seq, stop))))
+        else:
+            head = str(high)
+            blocks.append(head + (separator + head).join(_LAST_DIGITS[low : stop - high * 1000]))
+        seq = stop
+    return separator.join(blocks)
 
 
 def _parse_json(raw: bytes) -> dict[str, Any]:
@@ -399,7 +420,7 @@ class FirehoseApi:
     ) -> bytes:
         """The PutRecordBatch answer, rendered in one join: 500 dicts cost 10x as much."""
         prefix = self._record_id_prefix(stream)
-        ids = f'"}},{{"RecordId":"{prefix}'.join(map(str, range(first_seq, first_seq + taken)))
+        ids = joined_seqs(f'"}},{{"RecordId":"{prefix}', first_seq, taken)
         entries = [f'{{"RecordId":"{prefix}{ids}"}}'] if taken else []
         entries += [THROTTLED_ENTRY] * failed
         encrypted = "true" if stream.encrypted else "false"

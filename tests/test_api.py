@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import random
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -15,7 +16,7 @@ import orjson
 import pytest
 from aiohttp.test_utils import TestServer
 
-from firehose.api import FirehoseApi, _canonical_batch
+from firehose.api import FirehoseApi, _canonical_batch, joined_seqs
 from firehose.errors import WalError
 from firehose.stream import DeliveryStream
 from firehose.testing.service_process import firehose_client
@@ -423,3 +424,13 @@ def test_the_canonical_shape_takes_the_fast_path() -> None:
     assert _canonical_batch(TRICKY_BATCHES[-1]) is not None  # a name the streams do not have
     unusual = [raw for raw in TRICKY_BATCHES[1:-1] if _canonical_batch(raw) is not None]
     assert unusual == []
+
+
+def test_joined_seqs_is_str_of_each_seq_joined() -> None:
+    rng = random.Random(3)
+    firsts = [*range(0, 2100, 7), 999, 1000, 1999, 10**6 - 3, 10**9 - 1]
+    firsts += [rng.randrange(10**15) for _ in range(500)]
+    for first in firsts:
+        for count in (0, 1, 2, 499, 500, rng.randint(1, 2500)):
+            expected = '"},{"RecordId":"x:'.join(map(str, range(first, first + count)))
+            assert joined_seqs('"},{"RecordId":"x:', first, count) == expected, (first, count)
