@@ -115,36 +115,27 @@ def encode_frame(
     first_seq: int, arrival_ms: int, records: list[bytes], sealing: SealingKey | None = None
 ) -> bytes:
     """One frame for `records`, in one piece."""
-    header, stored, _ = written_frame(first_seq, arrival_ms, records, sealing)
-    return header + stored
+    return b"".join(encode_frame_parts(first_seq, arrival_ms, records, sealing))
 
 
-def written_frame(
+def encode_frame_parts(
     first_seq: int, arrival_ms: int, records: list[bytes], sealing: SealingKey | None = None
-) -> tuple[bytes, bytes, Frame]:
-    """(header, payload) of one frame for `records`, sealed with `sealing` if given, and the
-    frame a reader of the log reads back from them; the only place the frame layout is written.
+) -> tuple[bytes, bytes]:
+    """(header, payload) of one frame for `records`, sealed with `sealing` if given; the only
+    place the frame layout is written.
 
-    Two parts for a gathered write: joining them would copy the whole payload once more. The
-    frame's records are slices of the plain payload, so a reader handed it copies nothing.
+    Two parts for a gathered write: joining them would copy the whole payload once more.
     """
     lengths = array("I", map(len, records))
-    stored_lengths = lengths
     if sys.byteorder != "little":
-        stored_lengths = array("I", lengths)
-        stored_lengths.byteswap()
+        lengths.byteswap()
     # One join and one crc over the whole payload: per-record crc calls cost 3x as much.
-    payload = b"".join([stored_lengths.tobytes(), *records])
-    data = memoryview(payload)[4 * len(records) :]
+    payload = b"".join([lengths.tobytes(), *records])
     if sealing is not None:
-        header, sealed = _sealed_parts(first_seq, arrival_ms, len(records), payload, sealing)
-        stored_size = len(header) + len(sealed)
-        frame = Frame(first_seq, arrival_ms, lengths, data, stored_size, sealing.key_id)
-        return header, sealed, frame
+        return _sealed_parts(first_seq, arrival_ms, len(records), payload, sealing)
     tail = HEADER.pack(MAGIC, len(payload), 0, first_seq, len(records), arrival_ms)[12:]
     crc = crc32(payload, crc32(tail))
-    header = struct.pack("<4sII", MAGIC, len(payload), crc) + tail
-    return header, payload, Frame(first_seq, arrival_ms, lengths, data)
+    return struct.pack("<4sII", MAGIC, len(payload), crc) + tail, payload
 
 
 def _sealed_parts(

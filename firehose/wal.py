@@ -39,12 +39,11 @@ from firehose.frames import (
     can_follow,
     cut_frame_size,
     encode_frame,
+    encode_frame_parts,
     parse_frame,
     resync,
     unseal,
-    written_frame,
 )
-from firehose.recent_frames import Appended, RecentFrames
 
 __all__ = [
     "HEADER_SIZE",
@@ -73,9 +72,6 @@ LOG_ID_FILE = "log-id"
 READ_CHUNK = 8 * 1024 * 1024  # what WalReader.read returns by default
 SCAN_CHUNK = 8 * 1024 * 1024  # what recovery reads at once: its memory, bar one larger frame
 MIN_READ = 1024 * 1024  # a reader's smallest read, however small its budget: fewer syscalls
-# Appended frames kept for the reader (see firehose.recent_frames): enough for the puts of a
-# delivery loop that keeps up; one that fell further behind reads the log in large reads.
-RECENT_BYTES = 8 * 1024 * 1024
 
 ReadAt = Callable[[int, int], bytes]  # (offset, length) -> the bytes there, shorter at the end
 Scanned = tuple[Frame | None, int, int]  # a frame, or None for a bad stretch; its start and end
@@ -194,13 +190,6 @@ class SegmentScanner:
         if self.offset >= size:
             self._end_bad_stretch(scanned, size)
         return scanned
-
-    def continue_after(self, end: int, last_seq: int) -> None:
-        """Scan on from `end`, where a good frame holding up to `last_seq` ends (one read
-        elsewhere: from memory)."""
-        self.offset = self.good_end = end
-        self.last_seq = last_seq
-        self._bad_start = None
 
     def _end_bad_stretch(self, scanned: list[Scanned], end: int) -> None:
         if self._bad_start is not None:
@@ -342,11 +331,9 @@ class WriteAheadLog:
         *,
         segment_bytes: int = 64 * 1024 * 1024,
         keys: KeyLookup | None = None,
-        recent_bytes: int = RECENT_BYTES,
     ) -> None:
         self.directory = directory
         self.segment_bytes = segment_bytes
-        self.recent = RecentFrames(recent_bytes)
         self.keys = keys or no_keys  # the data keys of the sealed frames it holds
         # Given: new frames are sealed with it. The log reads sealed and plain frames alike.
         self.sealing: SealingKey | None = None
@@ -490,7 +477,7 @@ class WriteAheadLog:
             raise WalError(f"write-ahead log failed earlier: {self._failed}")
         first_seq = self.next_seq
         sealing = self.sealing
-        header, payload, frame = written_frame(first_seq, arrival_ms, records, sealing)
+        header, payload = encode_frame_parts(first_seq, arrival_ms, records, sealing)
         frame_size = len(header) + len(payload)
         if len(payload) > MAX_PAYLOAD:
             # Recovery and readers take a longer frame for garbage: never acknowledge one.
@@ -511,7 +498,6 @@ class WriteAheadLog:
         self._written += 1
         if not self._dirty or self._dirty[-1] is not segment:
             self._dirty.append(segment)
-        self.recent.add(Appended(frame, segment.first_seq, segment.size, self._written))
         return first_seq, self.next_seq - 1
 
     def _segment_for(self, frame_size: int) -> Segment:
@@ -689,11 +675,6 @@ class WriteAheadLog:
             in_use.add(self.sealing.key_id)
         return in_use
 
-    @property
-    def durable_appends(self) -> int:
-        """How many appends are on disk: readers may see the frames of those."""
-        return self._synced
-
     def committed(self) -> list[tuple[Path, int, int]]:
         """(path, first seq, durable size) of every segment: what a reader may read now."""
         return [(s.path, s.first_seq, s.synced_size) for s in self.segments]
@@ -725,31 +706,14 @@ class WalReader:
         """Committed frames not read yet, about `max_bytes` of them; [] when caught up.
 
         Frames may start before `after_seq` (a batch can end inside a frame): callers skip the
-        records they already have by seq. The frames this run appended lately come from memory
-        (see `RecentFrames`), the rest from the segments.
+        records they already have by seq.
         """
-        wal = self._wal
-        if self.after_seq >= wal.next_seq - 1:
-            return []  # nothing written after it, durable or not
-        taken = wal.recent.take(self.after_seq, wal.durable_appends, max_bytes)
-        if taken is not None:
-            if taken:
-                self._continue_after(taken[-1])
-            return [appended.frame for appended in taken]
-        view = wal.committed()
+        view = self._wal.committed()
         loop = asyncio.get_running_loop()
         frames = await loop.run_in_executor(None, self._read_sync, view, max_bytes)
         if frames:
             self.after_seq = max(self.after_seq, frames[-1].last_seq)
         return frames
-
-    def _continue_after(self, appended: Appended) -> None:
-        """Read on from the segments just after a frame taken from memory."""
-        if appended.segment_first_seq != self._first_seq:
-            self._first_seq = appended.segment_first_seq
-            self._scanner = SegmentScanner(appended.segment_first_seq, self._wal.keys)
-        self._scanner.continue_after(appended.end, appended.frame.last_seq)
-        self.after_seq = max(self.after_seq, appended.frame.last_seq)
 
     def _read_sync(self, view: list[tuple[Path, int, int]], max_bytes: int) -> list[Frame]:
         frames: list[Frame] = []

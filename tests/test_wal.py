@@ -32,7 +32,6 @@ from firehose.frames import (
 )
 from firehose.wal import (
     READ_CHUNK,
-    RECENT_BYTES,
     SEGMENT_SUFFIX,
     WATERMARK_FILE,
     RecoveryReport,
@@ -85,13 +84,6 @@ def sealed(request: pytest.FixtureRequest) -> bool:
     """Every test of the log runs on plain frames and on sealed ones: both are found, checked,
     skipped and reported alike."""
     return bool(request.param == "sealed")
-
-
-@pytest.fixture(params=[0, 400, RECENT_BYTES], ids=["log-only", "few-in-memory", "in-memory"])
-def recent_bytes(request: pytest.FixtureRequest) -> int:
-    """How much of what it appended the log keeps for its reader: nothing (every read goes to
-    the segments), a few frames (reads switch between the two), or the default."""
-    return int(request.param)
 
 
 @pytest.fixture
@@ -500,13 +492,12 @@ def writev_through(write: Callable[[int, bytes | memoryview], int]) -> Callable[
 @pytest.mark.parametrize("earlier_frames", [0, 2], ids=["first-frame", "later-frame"])
 async def test_failed_write_is_not_acknowledged_and_the_log_goes_on(
     open_log: OpenLog,
-    recent_bytes: int,
     monkeypatch: pytest.MonkeyPatch,
     log_dir: Path,
     earlier_frames: int,
     partial: int,
 ) -> None:
-    wal, _ = open_log(recent_bytes=recent_bytes)
+    wal, _ = open_log()
     expected: list[Record] = []
     for index in range(earlier_frames):
         expected += await put(wal, [b"before %d" % index], index)
@@ -579,8 +570,8 @@ async def test_segments_rotate_at_segment_bytes(open_log: OpenLog, log_dir: Path
     assert await read_records(wal) == expected
 
 
-async def test_reader_tails_only_committed_frames(open_log: OpenLog, recent_bytes: int) -> None:
-    wal, _ = open_log(segment_bytes=300, recent_bytes=recent_bytes)
+async def test_reader_tails_only_committed_frames(open_log: OpenLog) -> None:
+    wal, _ = open_log(segment_bytes=300)
     reader = wal.reader()
     assert await reader.read() == []
     wal.append([b"a" * 100], 1)
@@ -602,8 +593,8 @@ async def test_reader_tails_only_committed_frames(open_log: OpenLog, recent_byte
     assert reader.after_seq == 3
 
 
-async def test_reader_after_seq_inside_a_frame(open_log: OpenLog, recent_bytes: int) -> None:
-    wal, _ = open_log(segment_bytes=400, recent_bytes=recent_bytes)
+async def test_reader_after_seq_inside_a_frame(open_log: OpenLog) -> None:
+    wal, _ = open_log(segment_bytes=400)
     expected: list[Record] = []
     for index in range(12):
         expected += await put(wal, [b"%d-%d" % (index, i) * 5 for i in range(5)], index)
@@ -621,10 +612,8 @@ async def test_reader_after_seq_inside_a_frame(open_log: OpenLog, recent_bytes: 
             assert records == expected[after_seq:]
 
 
-async def test_reader_returns_a_frame_larger_than_its_budget_whole(
-    open_log: OpenLog, recent_bytes: int
-) -> None:
-    wal, _ = open_log(recent_bytes=recent_bytes)
+async def test_reader_returns_a_frame_larger_than_its_budget_whole(open_log: OpenLog) -> None:
+    wal, _ = open_log()
     big = random.Random(4).randbytes(3 * 1024 * 1024 + 17)  # past any read chunk
     expected = await put(wal, [b"small"], 1)
     expected += await put(wal, [big, b"tail"], 2)
@@ -640,11 +629,9 @@ async def test_reader_returns_a_frame_larger_than_its_budget_whole(
     assert frame_records(frame) == expected[1:3]
 
 
-async def test_reader_with_tiny_budgets_makes_progress(
-    open_log: OpenLog, recent_bytes: int
-) -> None:
+async def test_reader_with_tiny_budgets_makes_progress(open_log: OpenLog) -> None:
     rng = random.Random(5)
-    wal, _ = open_log(segment_bytes=2000, recent_bytes=recent_bytes)
+    wal, _ = open_log(segment_bytes=2000)
     expected: list[Record] = []
     for index in range(50):
         expected += await put(wal, payloads(rng, rng.randint(0, 5), 200), index)
@@ -658,12 +645,10 @@ async def test_reader_with_tiny_budgets_makes_progress(
     assert calls >= 1
 
 
-async def test_reader_starting_deep_in_a_segment_answers_at_once(
-    open_log: OpenLog, recent_bytes: int
-) -> None:
+async def test_reader_starting_deep_in_a_segment_answers_at_once(open_log: OpenLog) -> None:
     # After a restart the reader starts at the watermark, megabytes into a segment: skipping the
     # delivered frames must not use up its budget, or it answers [] and delivery stalls.
-    wal, _ = open_log(recent_bytes=recent_bytes)
+    wal, _ = open_log()
     for index in range(30):
         await put(wal, [bytes([index]) * 100_000], index)
     expected = await put(wal, [b"not delivered yet"], 30)
@@ -672,11 +657,9 @@ async def test_reader_starting_deep_in_a_segment_answers_at_once(
     assert [r for f in frames for r in frame_records(f)] == expected
 
 
-async def test_reader_is_not_thrown_back_by_a_rotation_during_a_sync(
-    open_log: OpenLog, recent_bytes: int
-) -> None:
+async def test_reader_is_not_thrown_back_by_a_rotation_during_a_sync(open_log: OpenLog) -> None:
     # Old frames past the reader's minimum read size: reading them again would use its budget.
-    wal, _ = open_log(segment_bytes=4 * 1024 * 1024, recent_bytes=recent_bytes)
+    wal, _ = open_log(segment_bytes=4 * 1024 * 1024)
     old = [await put(wal, [bytes([i]) * 100_000], i) for i in range(25)]
     reader = wal.reader()
     assert len(await read_frames(reader)) == 25
@@ -693,11 +676,9 @@ async def test_reader_is_not_thrown_back_by_a_rotation_during_a_sync(
     assert len(old) == 25
 
 
-async def test_reader_can_follow_appends_across_many_segments(
-    open_log: OpenLog, recent_bytes: int
-) -> None:
+async def test_reader_can_follow_appends_across_many_segments(open_log: OpenLog) -> None:
     rng = random.Random(6)
-    wal, _ = open_log(segment_bytes=500, recent_bytes=recent_bytes)
+    wal, _ = open_log(segment_bytes=500)
     reader = wal.reader()
     expected: list[Record] = []
     seen: list[Record] = []
@@ -713,94 +694,6 @@ async def test_reader_can_follow_appends_across_many_segments(
     await wal.sync()
     seen += [r for f in await read_frames(reader) for r in frame_records(f)]
     assert seen == expected
-
-
-def count_log_reads(monkeypatch: pytest.MonkeyPatch) -> list[int]:
-    """Counts the reads that go to the segments (not to the frames kept in memory)."""
-    reads: list[int] = []
-    read_sync = WalReader._read_sync
-
-    def counted(self: WalReader, *args: Any) -> list[Frame]:
-        reads.append(1)
-        return read_sync(self, *args)
-
-    monkeypatch.setattr(WalReader, "_read_sync", counted)
-    return reads
-
-
-async def test_a_reader_that_keeps_up_takes_durable_frames_from_memory(
-    open_log: OpenLog, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    reads = count_log_reads(monkeypatch)
-    wal, _ = open_log(segment_bytes=1000)
-    reader = wal.reader()
-    expected: list[Record] = []
-    seen: list[Record] = []
-    for index in range(20):  # across several segments
-        first, _ = wal.append([b"%d" % index * 30, b"x"], index)
-        assert await reader.read() == [], "a frame was handed out before it was durable"
-        await wal.sync()
-        expected += [(first, index, b"%d" % index * 30), (first + 1, index, b"x")]
-        seen += [r for f in await reader.read() for r in frame_records(f)]
-        assert await reader.read() == []
-    assert seen == expected
-    assert reads == [], "the segments were read although every frame was still in memory"
-    assert len(segment_files(wal.directory)) > 1
-
-
-async def test_a_reader_behind_the_kept_frames_reads_the_log_then_memory(
-    open_log: OpenLog, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    reads = count_log_reads(monkeypatch)
-    frame = 100 + overhead(False) + 4
-    wal, _ = open_log(recent_bytes=3 * frame)  # plain or sealed: at most three frames kept
-    reader = wal.reader()
-    expected: list[Record] = []
-    for index in range(10):
-        expected += await put(wal, [bytes([index]) * 100], index)
-    seen = [r for f in await reader.read(1) for r in frame_records(f)]
-    assert reads == [1], "the first frames are no longer kept: only the log has them"
-    seen += [r for f in await read_frames(reader, 1) for r in frame_records(f)]
-    assert seen == expected
-    assert len(reads) < 10, "the reader never went back to the frames in memory"
-
-    reads.clear()
-    expected += await put(wal, [b"next"], 10)
-    assert [r for f in await reader.read() for r in frame_records(f)] == expected[-1:]
-    assert reads == []
-
-
-async def test_frames_from_memory_are_the_frames_read_back(open_log: OpenLog) -> None:
-    rng = random.Random(8)
-    wal, _ = open_log(segment_bytes=3000)
-    for index in range(15):
-        wal.append(payloads(rng, rng.randint(1, 6)), index)
-    await wal.sync()
-    from_memory = await read_frames(wal.reader())
-    wal.recent.clear()
-    from_log = await read_frames(wal.reader())
-    assert len(from_memory) == len(from_log) == 15
-
-    def described(frame: Frame) -> tuple[Any, ...]:
-        return (frame_records(frame), frame.size, frame.key_id)
-
-    assert list(map(described, from_memory)) == list(map(described, from_log))
-
-
-async def test_a_reader_from_the_watermark_reads_the_log_while_memory_holds_newer_frames(
-    open_log: OpenLog, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    # A delivery restart reads again from the watermark: the frames before those kept.
-    wal, _ = open_log()
-    expected: list[Record] = []
-    for index in range(6):
-        expected += await put(wal, [b"r%d" % index], index)
-    first = wal.reader()
-    assert [r for f in await read_frames(first) for r in frame_records(f)] == expected
-    expected += await put(wal, [b"kept"], 6)
-    reads = count_log_reads(monkeypatch)
-    assert await read_records(wal) == expected
-    assert reads, "frames no longer kept were not read from the log"
 
 
 # -- the delivered watermark -----------------------------------------------------------------
