@@ -11,12 +11,12 @@ import asyncio
 import binascii
 import logging
 import os
-import re
 import time
 import uuid
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
+import msgspec
 import orjson
 import pybase64
 from aiohttp import web
@@ -91,13 +91,19 @@ NOT_YET = frozenset(
 )
 
 
-# The shape nearly every PutRecordBatch body has (the SDKs' compact JSON):
-#   {"DeliveryStreamName":"<name>","Records":[{"Data":"<b64>"},{"Data":"<b64>"},...]}
-# With a valid stream name and every piece between the separators pure base64, such a body is
-# exactly that JSON document, so its records can be cut out of the bytes with no JSON parse.
-_BATCH_HEAD = re.compile(rb'\{"DeliveryStreamName":"([a-zA-Z0-9_.-]{1,64})","Records":\[\{"Data":"')
-_BATCH_SEPARATOR = b'"},{"Data":"'
-_BATCH_TAIL = b'"}]}'
+class _BatchRecord(msgspec.Struct, gc=False):
+    Data: bytes  # base64 in the JSON
+
+
+class _Batch(msgspec.Struct, gc=False):
+    """The members of a PutRecordBatch body that `_canonical_batch` reads; others are ignored,
+    as the full parse ignores them."""
+
+    DeliveryStreamName: str
+    Records: list[_BatchRecord]
+
+
+_BATCH_DECODER = msgspec.json.Decoder(_Batch)
 _LAST_DIGITS = [f"{low:03d}" for low in range(1000)]
 
 
@@ -166,24 +172,24 @@ def _decode_records(items: list[Any], path: str) -> tuple[list[bytes], list[str]
 
 
 def _canonical_batch(raw: bytes) -> tuple[str, list[bytes]] | None:
-    """(stream name, records) of a PutRecordBatch body of the canonical shape that passes every
-    check `put_record_batch` makes of its records; None for any other body, which then takes
-    the full JSON parse and its exact answer."""
-    head = _BATCH_HEAD.match(raw)
-    end = len(raw) - len(_BATCH_TAIL)
-    if head is None or end < head.end() or not raw.endswith(_BATCH_TAIL):
-        return None
-    pieces = raw[head.end() : end].split(_BATCH_SEPARATOR)
-    if len(pieces) > MAX_BATCH_RECORDS:
-        return None
+    """(stream name, records) of a PutRecordBatch body that passes every check
+    `put_record_batch` makes of it; None for any other body, which then takes the full JSON
+    parse and its exact answer.
+
+    One msgspec pass decodes the JSON and every record's base64 while holding the GIL. pybase64
+    lets the GIL go and takes it back for each record: with the converter's threads busy, that
+    cost the event loop about 0.7 µs a record.
+    """
     try:
-        # validate=True refuses anything but the base64 alphabet: no quote, backslash or space.
-        records = [b64decode(piece, None, True) for piece in pieces]
-    except (binascii.Error, ValueError):
+        body = _BATCH_DECODER.decode(raw)
+    except msgspec.DecodeError:
         return None
-    if max(map(len, records)) > MAX_RECORD_BYTES:
+    records = [record.Data for record in body.Records]
+    if not 1 <= len(records) <= MAX_BATCH_RECORDS or max(map(len, records)) > MAX_RECORD_BYTES:
         return None
-    return head[1].decode("ascii"), records
+    if stream_name_problems(body.DeliveryStreamName):
+        return None
+    return body.DeliveryStreamName, records
 
 
 def joined_seqs(separator: str, first: int, count: int) -> str:
