@@ -96,7 +96,7 @@ class _BatchRecord(msgspec.Struct, gc=False):
 
 
 class _Batch(msgspec.Struct, gc=False):
-    """The members of a PutRecordBatch body that `_canonical_batch` reads; others are ignored,
+    """The members of a PutRecordBatch body that `_fast_batch` reads; others are ignored,
     as the full parse ignores them."""
 
     DeliveryStreamName: str
@@ -171,7 +171,7 @@ def _decode_records(items: list[Any], path: str) -> tuple[list[bytes], list[str]
     return records, problems
 
 
-def _canonical_batch(raw: bytes) -> tuple[str, list[bytes]] | None:
+def _fast_batch(raw: bytes) -> tuple[str, list[bytes]] | None:
     """(stream name, records) of a PutRecordBatch body that passes every check
     `put_record_batch` makes of it; None for any other body, which then takes the full JSON
     parse and its exact answer.
@@ -319,7 +319,7 @@ class FirehoseApi:
                 if signed is not None and self.auth is not None:
                     caller = await self.auth.verify(signed, request, raw)
                     caller_set = CALLER.set(caller)
-                batch = _canonical_batch(raw) if operation == "PutRecordBatch" else None
+                batch = _fast_batch(raw) if operation == "PutRecordBatch" else None
                 result: dict[str, Any] | bytes
                 if batch is not None:
                     if caller is not None:

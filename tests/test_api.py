@@ -17,7 +17,7 @@ import orjson
 import pytest
 from aiohttp.test_utils import TestServer
 
-from firehose.api import FirehoseApi, _canonical_batch, joined_seqs
+from firehose.api import FirehoseApi, _fast_batch, joined_seqs
 from firehose.errors import WalError
 from firehose.stream import DeliveryStream
 from firehose.testing.service_process import firehose_client
@@ -351,7 +351,7 @@ async def test_an_internal_bug_answers_a_firehose_shaped_500(
     assert_error(status, answer, "InternalFailure", http=500)
 
 
-# Valid PutRecordBatch bodies are decoded in one pass (`_canonical_batch`): every body must get
+# Valid PutRecordBatch bodies are decoded in one pass (`_fast_batch`): every body must get
 # exactly the answer the full parse gives, and only bodies the full parse accepts take it.
 _E = b'{"DeliveryStreamName":"events","Records":'
 TRICKY_BATCHES = [
@@ -412,18 +412,18 @@ def _normalized(status: int, body: Any) -> tuple[int, Any]:
 
 
 @pytest.mark.parametrize("raw", TRICKY_BATCHES)
-async def test_canonical_batches_answer_as_the_full_parse_does(
+async def test_fast_batches_answer_as_the_full_parse_does(
     api: Api, raw: bytes, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     fast = _normalized(*await api.call("PutRecordBatch", None, raw=raw))
-    monkeypatch.setattr("firehose.api._canonical_batch", lambda raw: None)
+    monkeypatch.setattr("firehose.api._fast_batch", lambda raw: None)
     slow = _normalized(*await api.call("PutRecordBatch", None, raw=raw))
     assert fast == slow
 
 
 @pytest.mark.parametrize("raw", TRICKY_BATCHES)
-def test_canonical_batches_decode_as_the_full_parse_does(raw: bytes) -> None:
-    found = _canonical_batch(raw)
+def test_fast_batches_decode_as_the_full_parse_does(raw: bytes) -> None:
+    found = _fast_batch(raw)
     if found is None:
         return
     body = orjson.loads(raw)
@@ -450,12 +450,12 @@ def _full_parse_accepts(raw: bytes) -> bool:
 
 
 def test_exactly_the_bodies_the_full_parse_accepts_take_the_fast_path() -> None:
-    assert _canonical_batch(TRICKY_BATCHES[0]) == ("events", [b"x", b"", b"\x00\x01\x02"])
-    assert _canonical_batch(orjson.dumps(batch(*[b"r%d" % i for i in range(500)]))) is not None
-    assert _canonical_batch(TRICKY_BATCHES[2]) is not None  # another layout of the same JSON
-    assert _canonical_batch(TRICKY_BATCHES[-1]) is None
+    assert _fast_batch(TRICKY_BATCHES[0]) == ("events", [b"x", b"", b"\x00\x01\x02"])
+    assert _fast_batch(orjson.dumps(batch(*[b"r%d" % i for i in range(500)]))) is not None
+    assert _fast_batch(TRICKY_BATCHES[2]) is not None  # another layout of the same JSON
+    assert _fast_batch(TRICKY_BATCHES[-1]) is None
     for raw in TRICKY_BATCHES:
-        assert (_canonical_batch(raw) is not None) == _full_parse_accepts(raw), raw[:80]
+        assert (_fast_batch(raw) is not None) == _full_parse_accepts(raw), raw[:80]
 
 
 def test_joined_seqs_is_str_of_each_seq_joined() -> None:

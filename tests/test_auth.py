@@ -18,7 +18,7 @@ import orjson
 import pytest
 from aiohttp.test_utils import TestServer
 
-from firehose.api import FirehoseApi, _canonical_batch
+from firehose.api import FirehoseApi, _fast_batch
 from firehose.auth import HASH_INLINE_BYTES, MAX_CLOCK_SKEW, SIGNATURE_MISMATCH, Authenticator
 from firehose.credentials import load_credentials
 from firehose.stream import DeliveryStream
@@ -366,8 +366,8 @@ async def test_a_key_limited_to_a_stream_puts_there_only_on_both_paths(secured: 
     fast = batch("another", b"not mine\n")
     # A record the fast path refuses: the full parse authorizes the body before it checks it.
     full = {"DeliveryStreamName": "another", "Records": [{"Data": "eA="}]}
-    assert _canonical_batch(orjson.dumps(fast)) is not None
-    assert _canonical_batch(orjson.dumps(full)) is None
+    assert _fast_batch(orjson.dumps(fast)) is not None
+    assert _fast_batch(orjson.dumps(full)) is None
     for body in (fast, full):
         answer = await secured.signed("PutRecordBatch", body, CLICKS)
         assert_error(answer, 400, "AccessDeniedException", denied("PutRecordBatch", "another"))
