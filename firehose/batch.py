@@ -155,8 +155,13 @@ class BatchBuilder:
 
     def add(self, run: RecordRun) -> list[Batch]:
         """Take `run`'s records; returns the batches that became full."""
-        full: list[Batch] = []
         lengths = run.lengths
+        if self._fits_whole(run):
+            # The usual case: the run joins the buffer without filling it, so no offsets of
+            # its records are needed (a list of them costs ~0.03-0.09 µs a record).
+            self.current.add(run)
+            return []
+        full: list[Batch] = []
         ends = list(accumulate(lengths, initial=0))
         start = 0
         while start < len(lengths):
@@ -174,6 +179,14 @@ class BatchBuilder:
             if self.current.size_bytes >= self.max_bytes or start < len(lengths) or self._full():
                 full.append(self.seal())
         return full
+
+    def _fits_whole(self, run: RecordRun) -> bool:
+        """Whether all of `run` goes into the current batch and leaves it short of full."""
+        current = self.current
+        if not run.lengths or current.size_bytes + len(run.data) >= self.max_bytes:
+            return False
+        limit = self.max_records
+        return limit is None or current.record_count + len(run.lengths) < limit
 
     def _full(self) -> bool:
         return self.max_records is not None and self.current.record_count >= self.max_records

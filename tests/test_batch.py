@@ -234,6 +234,51 @@ def test_whole_run_is_kept_as_is_when_it_fits() -> None:
     assert builder.current.runs == [run]
 
 
+def cut_one_by_one(sizes: list[int], max_bytes: int, max_records: int | None) -> list[int]:
+    """The batches' record counts, cutting record by record: a batch is sealed once full (by
+    bytes or count), or before a record that would not fit; a record over max_bytes goes alone."""
+    counts, count, held = [], 0, 0
+    for size in sizes:
+        if count and (held + size > max_bytes or count == max_records):
+            counts.append(count)
+            count, held = 0, 0
+        count, held = count + 1, held + size
+        if held >= max_bytes or count == max_records:
+            counts.append(count)
+            count, held = 0, 0
+    return counts + ([count] if count else [])
+
+
+@pytest.mark.parametrize("seed", range(60))
+def test_runs_are_cut_as_record_by_record_would_be(seed: int) -> None:
+    # Whole runs that fit take a shortcut: it must cut exactly where the record walk does,
+    # at both limits and at their edges (a run that fills the batch to the byte or record).
+    rng = random.Random(seed)
+    max_bytes = rng.choice([1, 7, 30, 100, 1000])
+    max_records = rng.choice([None, 1, 2, 5, 40])
+    sizes = [
+        [rng.choice([1, rng.randint(1, 20), rng.randint(1, 200)]) for _ in range(n)]
+        for n in (rng.randint(0, 12) for _ in range(rng.randint(1, 40)))
+    ]  # no empty records: one that follows a batch full to the byte joins it within a run
+    frames, records = make_frames(sizes)
+    builder = BatchBuilder(max_bytes, max_records=max_records)
+    batches = []
+    for frame in frames:
+        run = run_from_frame(frame, 0)
+        if run is not None:
+            batches += builder.add(run)
+        # A batch that became full went out with the add that filled it.
+        assert builder.current.size_bytes < max_bytes
+        assert max_records is None or builder.current.record_count < max_records
+    if not builder.empty:
+        batches.append(builder.seal())
+    flat = [size for frame_sizes in sizes for size in frame_sizes]
+    assert [b.record_count for b in batches] == cut_one_by_one(flat, max_bytes, max_records)
+    for batch in batches:
+        check_batch(batch, max_bytes)
+    assert [r for batch in batches for r in batch_records(batch)] == records
+
+
 def test_subset_keeps_object_id_and_partition() -> None:
     frames, records = make_frames([[3, 4, 5]])
     builder = BatchBuilder(100, partition=(("customer", "7"),))
