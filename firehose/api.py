@@ -37,14 +37,17 @@ from firehose.errors import (
     ValidationError,
     WalError,
 )
+from firehose.http_direct import DirectAnswer
 from firehose.http_server import (
     CONTENT_TYPE,
     MAX_BODY_BYTES,
     BodyMemory,
+    Direct,
     HttpLimits,
     Runner,
     answer_and_close,
     body_reservation,
+    error_answer,
     error_response,
     first_line,
 )
@@ -171,7 +174,7 @@ def _decode_records(items: list[Any], path: str) -> tuple[list[bytes], list[str]
     return records, problems
 
 
-def _fast_batch(raw: bytes) -> tuple[str, list[bytes]] | None:
+def _fast_batch(raw: bytes | memoryview) -> tuple[str, list[bytes]] | None:
     """(stream name, records) of a PutRecordBatch body that passes every check
     `put_record_batch` makes of it; None for any other body, which then takes the full JSON
     parse and its exact answer.
@@ -259,10 +262,17 @@ class FirehoseApi:
         return app
 
     def runner(self) -> web.AppRunner:
-        """The app with every connection limit applied; give it to a `web.TCPSite`."""
+        """The app with every connection limit applied; give it to a `web.TCPSite`. Without
+        signature checking, plain PutRecordBatch requests take the direct path."""
+        direct = (
+            None
+            if self.auth is not None
+            else Direct(self.answer_direct, self.body_memory, self.limits.body_timeout)
+        )
         return Runner(
             self.app(),
             header_timeout=self.limits.header_timeout,
+            direct=direct,
             access_log=None,
             keepalive_timeout=self.limits.keepalive_timeout,
         )
@@ -349,6 +359,32 @@ class FirehoseApi:
             content_type=CONTENT_TYPE,
             headers={"x-amzn-RequestId": request_id},
         )
+
+    async def answer_direct(self, raw: memoryview) -> DirectAnswer | None:
+        """A PutRecordBatch body from the direct path (no signatures are checked), answered as
+        `handle` answers it; None for a body only the full parse answers exactly."""
+        batch = _fast_batch(raw)
+        if batch is None:
+            return None
+        request_id = self._request_id()
+        REQUEST_ID.set(request_id)
+        STREAM_NAME.set(None)
+        started = time.perf_counter()
+        try:
+            body = await self._put_batch(*batch)
+        except FirehoseError as exc:
+            if exc.status >= 500:
+                log.warning("PutRecordBatch: %s: %s", exc.code, exc.message)
+            return error_answer(exc, request_id)
+        except Exception:
+            log.exception("PutRecordBatch failed")
+            return error_answer(FirehoseError("We encountered an internal error."), request_id)
+        finally:
+            if self._api_metrics is not None:
+                self._api_metrics.observe(
+                    "PutRecordBatch", STREAM_NAME.get(), time.perf_counter() - started
+                )
+        return DirectAnswer(200, body, (("x-amzn-RequestId", request_id),))
 
     def _handler(self, operation: str, target: str) -> Handler:
         handler = OPERATIONS.get(operation)

@@ -240,3 +240,199 @@ async def test_malformed_http_is_answered_400_in_firehose_shape(
     assert not [r for r in caplog.records if r.exc_info], caplog.text
     assert len([r for r in caplog.records if "bad HTTP request" in r.getMessage()]) == 1
     writer.close()
+
+
+# -- the direct path: PutRecordBatch without aiohttp's request objects --------------------------
+
+BATCH_TARGET = "X-Amz-Target: Firehose_20150804.PutRecordBatch"
+SERIALIZATION = "SerializationException"
+
+
+def put_batch(*records: bytes, stream: str = "events") -> bytes:
+    items = [{"Data": base64.b64encode(record).decode()} for record in records]
+    return orjson.dumps({"DeliveryStreamName": stream, "Records": items})
+
+
+def batch_request(body: bytes, *extra: str) -> bytes:
+    lines = ["POST / HTTP/1.1", "Host: test", BATCH_TARGET, f"Content-Length: {len(body)}"]
+    return ("\r\n".join([*lines, *extra]) + "\r\n\r\n").encode() + body
+
+
+async def read_answer(reader: asyncio.StreamReader) -> tuple[int, dict[str, str], Any]:
+    """One whole answer off a kept-alive connection."""
+    head_part = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
+    length = int(answer(head_part)[1]["content-length"])
+    return answer(head_part + await asyncio.wait_for(reader.readexactly(length), 5))
+
+
+async def test_a_batch_sent_in_small_pieces_is_answered_once_whole(
+    serve: Serve, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    bodies: list[bytes] = []
+    answer_direct = FirehoseApi.answer_direct
+
+    async def spy(api: FirehoseApi, raw: memoryview) -> Any:
+        bodies.append(bytes(raw))
+        return await answer_direct(api, raw)
+
+    monkeypatch.setattr(FirehoseApi, "answer_direct", spy)
+    port, _ = await serve(FAST)
+    request = batch_request(put_batch(b"one", b"two", b"three"))
+    reader, writer = await connect(port)
+    for start in range(0, len(request), 7):
+        writer.write(request[start : start + 7])
+        await writer.drain()
+        await asyncio.sleep(0.001)
+    status, headers, body = await read_answer(reader)
+    assert status == 200 and headers["x-amzn-requestid"]
+    assert body["FailedPutCount"] == 0 and len(body["RequestResponses"]) == 3
+    assert len({entry["RecordId"] for entry in body["RequestResponses"]}) == 3
+    assert bodies == [put_batch(b"one", b"two", b"three")]  # whole, once, by the direct path
+    writer.close()
+
+
+async def test_pipelined_requests_of_both_paths_are_answered_in_order(serve: Serve) -> None:
+    port, _ = await serve(FAST)
+    single = put_record(b"single")
+    reader, writer = await connect(port)
+    writer.write(
+        batch_request(put_batch(b"a", b"b"))
+        + head(len(single))
+        + single
+        + batch_request(put_batch(b"c", b"d", b"e"))
+        + batch_request(b'{"DeliveryStreamName":"events","Records":[]}')
+    )
+    first, second, third, fourth = [await read_answer(reader) for _ in range(4)]
+    assert (first[0], len(first[2]["RequestResponses"])) == (200, 2)
+    assert (second[0], set(second[2])) == (200, {"RecordId", "Encrypted"})
+    assert (third[0], len(third[2]["RequestResponses"])) == (200, 3)
+    assert (fourth[0], fourth[2]["__type"]) == (400, "ValidationException")
+    writer.close()
+
+
+async def test_a_connection_goes_on_direct_after_a_request_aiohttp_answered(
+    serve: Serve,
+) -> None:
+    port, destination = await serve(FAST)
+    reader, writer = await connect(port)
+    single = put_record(b"first")
+    writer.write(head(len(single)) + single[:10])
+    await asyncio.sleep(0.05)
+    writer.write(single[10:])  # aiohttp reads this one's body as it comes
+    assert (await read_answer(reader))[0] == 200
+    for round_ in range(3):
+        writer.write(batch_request(put_batch(b"r%d" % round_)))
+        status, _, body = await read_answer(reader)
+        assert (status, body["FailedPutCount"]) == (200, 0)
+    writer.close()
+    del destination
+
+
+@pytest.mark.parametrize(
+    ("body", "code", "status"),
+    [
+        (
+            b'{"DeliveryStreamName":"events","Records":[{"Data":"!!"}]}',
+            "SerializationException",
+            400,
+        ),
+        (
+            b'{"DeliveryStreamName":"events","Records":[{"Data":"eA=="}]',
+            "SerializationException",
+            400,
+        ),
+        (put_batch(b"x", stream="nope"), "ResourceNotFoundException", 400),
+    ],
+    ids=["bad-base64", "bad-json", "unknown-stream"],
+)
+async def test_batches_the_direct_path_refuses_get_the_api_s_errors(
+    serve: Serve, body: bytes, code: str, status: int
+) -> None:
+    port, destination = await serve(FAST)
+    reader, writer = await connect(port)
+    writer.write(batch_request(body, "Connection: close"))
+    data, _ = await closed_within(reader, 5)
+    assert_firehose_error(data, status, code)
+    assert answer(data)[1]["x-amzn-errortype"] == code
+    assert destination.attempts == []
+    writer.close()
+
+
+async def test_connection_close_ends_the_connection_after_a_direct_answer(serve: Serve) -> None:
+    port, _ = await serve(FAST)
+    reader, writer = await connect(port)
+    writer.write(batch_request(put_batch(b"bye"), "Connection: close"))
+    data, after = await closed_within(reader, 5)
+    status, headers, body = answer(data)
+    assert (status, headers["connection"], body["FailedPutCount"]) == (200, "close", 0)
+    assert after < 3
+    writer.close()
+
+
+async def test_a_batch_body_sent_too_slowly_is_answered_408_and_closed(serve: Serve) -> None:
+    port, destination = await serve(
+        HttpLimits(keepalive_timeout=30, header_timeout=30, body_timeout=0.5)
+    )
+    request = batch_request(put_batch(b"slow"))
+    reader, writer = await connect(port)
+    writer.write(request[:-5])  # then stalls
+    data, after = await closed_within(reader, 5)
+    assert after < 3
+    error = assert_firehose_error(data, 408, "RequestTimeoutException")
+    assert "0.5 seconds" in error["message"]
+    assert destination.attempts == []
+    writer.close()
+
+
+async def test_a_batch_past_the_body_memory_cap_waits_then_is_answered_503(
+    serve: Serve,
+) -> None:
+    port, _ = await serve(
+        HttpLimits(keepalive_timeout=30, header_timeout=30, body_timeout=30, max_request_memory=MIB)
+    )
+    stalled_reader, stalled = await connect(port)
+    stalled.write(batch_request(put_batch(b"x" * 600_000))[:-1000])  # holds 800 KiB of the cap
+    await asyncio.sleep(0.2)
+    reader, writer = await connect(port)
+    began = time.monotonic()
+    writer.write(batch_request(put_batch(b"y" * 220_000)))
+    status, _, body = await read_answer(reader)
+    assert (status, body["__type"]) == (503, "ServiceUnavailableException")
+    assert time.monotonic() - began < 3
+    stalled.close()  # gives its reservation back: the same request now fits
+    await asyncio.sleep(0.2)
+    writer.write(batch_request(put_batch(b"y" * 220_000)))
+    assert (await read_answer(reader))[0] == 200
+    writer.close()
+    del stalled_reader
+
+
+async def test_a_client_gone_mid_batch_logs_one_warning(
+    serve: Serve, caplog: pytest.LogCaptureFixture
+) -> None:
+    port, destination = await serve(FAST)
+    caplog.set_level(logging.DEBUG, logger="firehose")
+    reader, writer = await connect(port)
+    writer.write(batch_request(put_batch(b"cut"))[:-10])
+    await asyncio.sleep(0.2)
+    writer.close()
+    await asyncio.sleep(0.5)
+    problems = [r for r in caplog.records if r.levelno >= logging.WARNING]
+    assert len(problems) == 1, caplog.text
+    assert "disconnected" in problems[0].getMessage()
+    assert destination.attempts == []
+    del reader
+
+
+async def test_a_chunked_batch_is_read_by_aiohttp(serve: Serve) -> None:
+    port, _ = await serve(FAST)
+    body = put_batch(b"chunked")
+    reader, writer = await connect(port)
+    lines = ["POST / HTTP/1.1", "Host: test", BATCH_TARGET, "Transfer-Encoding: chunked"]
+    chunked = b"%x\r\n%s\r\n0\r\n\r\n" % (len(body), body)
+    writer.write(("\r\n".join(lines) + "\r\n\r\n").encode() + chunked)
+    status, _, answer_body = await read_answer(reader)
+    assert (status, answer_body["FailedPutCount"]) == (200, 0)
+    writer.write(batch_request(put_batch(b"after")))  # the connection stays aiohttp's
+    assert (await read_answer(reader))[0] == 200
+    writer.close()
