@@ -298,11 +298,27 @@ class FirehoseApi:
         tail = f"{self._request_base + self._requests:012x}"[-12:]
         return f"{self._request_head}-{tail}"
 
-    async def handle(self, request: web.Request) -> web.Response:
+    def _start_request(self) -> str:
+        """A new request id, set with no stream yet for the request's logs and metrics: set for
+        every request, as a connection's requests may share one task's context."""
         request_id = self._request_id()
-        # Set for every request: a connection's requests may share one task's context.
         REQUEST_ID.set(request_id)
         STREAM_NAME.set(None)
+        return request_id
+
+    @staticmethod
+    def _logged_failure(exc: Exception, label: str) -> FirehoseError:
+        """The error to answer `exc` with, logged: a Firehose error of 5xx as a warning, any
+        other exception (a bug) with its traceback, answered as an internal error."""
+        if isinstance(exc, FirehoseError):
+            if exc.status >= 500:
+                log.warning("%s: %s: %s", label, exc.code, exc.message)
+            return exc
+        log.error("%s failed", label, exc_info=exc)
+        return FirehoseError("We encountered an internal error.")
+
+    async def handle(self, request: web.Request) -> web.Response:
+        request_id = self._start_request()
         target = request.headers.get("X-Amz-Target", "")
         operation = target.removeprefix(TARGET_PREFIX) if target.startswith(TARGET_PREFIX) else ""
         metrics = self._api_metrics
@@ -343,14 +359,12 @@ class FirehoseApi:
             log.warning("%s: the client disconnected before sending its whole request", operation)
             return self._error(FirehoseError("The client disconnected."), request_id)
         except FirehoseError as exc:
-            if exc.status >= 500:
-                log.warning("%s: %s: %s", operation or target, exc.code, exc.message)
+            self._logged_failure(exc, operation or target)
             if isinstance(exc, RequestTimeoutError) or request.content.exception() is not None:
                 return await answer_and_close(request, self._error(exc, request_id))
             return self._error(exc, request_id)
-        except Exception:
-            log.exception("%s failed", operation)
-            return self._error(FirehoseError("We encountered an internal error."), request_id)
+        except Exception as exc:
+            return self._error(self._logged_failure(exc, operation), request_id)
         finally:
             if caller_set is not None:
                 CALLER.reset(caller_set)
@@ -366,19 +380,12 @@ class FirehoseApi:
         batch = _fast_batch(raw)
         if batch is None:
             return None
-        request_id = self._request_id()
-        REQUEST_ID.set(request_id)
-        STREAM_NAME.set(None)
+        request_id = self._start_request()
         started = time.perf_counter()
         try:
             body = await self._put_batch(*batch)
-        except FirehoseError as exc:
-            if exc.status >= 500:
-                log.warning("PutRecordBatch: %s: %s", exc.code, exc.message)
-            return error_answer(exc, request_id)
-        except Exception:
-            log.exception("PutRecordBatch failed")
-            return error_answer(FirehoseError("We encountered an internal error."), request_id)
+        except Exception as exc:
+            return error_answer(self._logged_failure(exc, "PutRecordBatch"), request_id)
         finally:
             if self._api_metrics is not None:
                 self._api_metrics.observe(

@@ -15,6 +15,7 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from email.utils import formatdate
+from http import HTTPStatus
 
 # The most a request head may take before the connection is left to aiohttp (which answers an
 # overlong head with its own error).
@@ -137,18 +138,6 @@ def frame_head(head: bytes, target: bytes, max_body: int) -> Head | None:
     return Head(len(head), content_length or 0, direct, keep_alive)
 
 
-_REASONS = {
-    200: "OK",
-    400: "Bad Request",
-    403: "Forbidden",
-    404: "Not Found",
-    408: "Request Timeout",
-    413: "Payload Too Large",
-    500: "Internal Server Error",
-    503: "Service Unavailable",
-}
-
-
 class _Date:
     """The Date field's value, rendered once a second."""
 
@@ -169,9 +158,8 @@ _DATE = _Date()
 
 def render(answer: DirectAnswer, content_type: str, keep_alive: bool) -> bytes:
     """The answer as HTTP/1.1 bytes, head and body in one piece."""
-    reason = _REASONS.get(answer.status, "Error")
     lines = [
-        f"HTTP/1.1 {answer.status} {reason}",
+        f"HTTP/1.1 {answer.status} {HTTPStatus(answer.status).phrase}",
         f"Content-Type: {content_type}",
         f"Content-Length: {len(answer.body)}",
         f"Date: {_DATE.now()}",
