@@ -30,6 +30,20 @@ def wait_for(condition: Callable[[], bool], timeout: float = 60) -> None:
         time.sleep(0.1)
 
 
+def wait_for_counters(service: ServiceProcess, stream: str, expected: dict[str, int]) -> str:
+    """Wait until /health shows `expected` for `stream`; its text then. A counter moves when the
+    service has the destination's answer, a moment after the destination has the data."""
+    shown: list[str] = []
+
+    def reached() -> bool:
+        shown[:] = [service.health_text()]
+        counters = json.loads(shown[0])["streams"][stream]
+        return all(counters.get(name) == value for name, value in expected.items())
+
+    wait_for(reached)
+    return shown[0]
+
+
 def json_lines(server: S3Server, bucket: str, prefix: str) -> list[dict[str, Any]]:
     """Every JSON line of every object under `prefix`: error records, for instance."""
     return [

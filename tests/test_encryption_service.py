@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import threading
-import urllib.request
 import uuid
 from pathlib import Path
 from typing import Any
@@ -41,8 +40,7 @@ def delivered_ids(server: S3Server, bucket: str, prefix: str = "") -> list[int]:
 
 
 def health(service: ServiceProcess) -> dict[str, Any]:
-    with urllib.request.urlopen(service.url + "/health", timeout=5) as answer:
-        found: dict[str, Any] = json.load(answer)
+    found: dict[str, Any] = json.loads(service.health_text())
     return found
 
 

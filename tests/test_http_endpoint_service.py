@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import base64
 import json
-import urllib.request
 import uuid
 from collections import Counter
 from collections.abc import Iterator
@@ -18,7 +17,7 @@ import pytest
 from firehose.testing.http_receiver import HttpReceiver
 from firehose.testing.servers import S3Server
 from firehose.testing.service_process import ServiceProcess
-from tests.e2e import acknowledged, wait_for
+from tests.e2e import acknowledged, wait_for, wait_for_counters
 
 SECRET = "e2e-secret-access-key"
 
@@ -93,9 +92,7 @@ def test_an_endpoint_down_past_the_window_files_records_and_delivery_goes_on(
     receiver.default = "ok"
     acknowledged += put(service, [f"up-{i}\n".encode() for i in range(300)])
     wait_for(lambda: len(receiver.records()) == 300)
-
-    with urllib.request.urlopen(f"{service.url}/health") as answer:
-        health = answer.read().decode()
+    health = wait_for_counters(service, "h", {"DeliveryToHttpEndpoint.FailedRecords": 300})
     description = service.client().describe_delivery_stream(DeliveryStreamName="h")
     assert service.terminate() == 0
     delivered, failed = check_count(receiver, seaweedfs, bucket, acknowledged)

@@ -7,7 +7,6 @@ from __future__ import annotations
 import base64
 import json
 import time
-import urllib.request
 import uuid
 from pathlib import Path
 from typing import Any
@@ -15,7 +14,7 @@ from typing import Any
 from firehose.testing.opensearch_server import SearchServer, start_osmem
 from firehose.testing.servers import S3Server, free_port, stop
 from firehose.testing.service_process import ServiceProcess
-from tests.e2e import acknowledged, json_lines, wait_for
+from tests.e2e import acknowledged, json_lines, wait_for, wait_for_counters
 
 PASSWORD = "never-shown-4a8e9a61"
 
@@ -78,8 +77,14 @@ def test_cluster_down_past_the_retry_window_files_records_in_the_backup_bucket(
         malformed = put(service, [b"not a document\n"])
         wait_for(lambda: search.count(index) == len(while_up))
         wait_for(lambda: len(error_records(s3_server, bucket)) == 101)
-        with urllib.request.urlopen(f"{service.url}/health") as answer:
-            health = answer.read().decode()
+        health = wait_for_counters(
+            service,
+            "docs",
+            {
+                "DeliveryToAmazonOpenSearchService.Records": 100,
+                "DeliveryToAmazonOpenSearchService.FailedRecords": 101,
+            },
+        )
         described = service.client().describe_delivery_stream(DeliveryStreamName="docs")
         assert service.terminate() == 0
         documents = indexed(search, index)

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import gzip
 import time
-import urllib.request
 import uuid
 from pathlib import Path
 from typing import Any
@@ -18,7 +17,7 @@ import pytest
 from firehose.testing.postgres import PASSWORD, USER, PostgresServer
 from firehose.testing.servers import S3Server
 from firehose.testing.service_process import ServiceProcess
-from tests.e2e import acknowledged, wait_for
+from tests.e2e import acknowledged, wait_for, wait_for_counters
 
 
 @pytest.fixture
@@ -101,8 +100,13 @@ def test_database_down_past_the_window_then_back_loses_nothing(
         postgres.start()
     while_up = put(service, [b"up %d\n" % i for i in range(300)])
     wait_for(lambda: len(loaded(postgres, table)) == len(while_up))
-    with urllib.request.urlopen(f"{service.url}/health") as answer:
-        health = orjson.loads(answer.read())
+    health = orjson.loads(
+        wait_for_counters(
+            service,
+            "events",
+            {"DeliveryToRedshift.Records": 600, "DeliveryToRedshift.FailedRecords": 300},
+        )
+    )
     described = service.client().describe_delivery_stream(DeliveryStreamName="events")
     assert service.terminate() == 0
 

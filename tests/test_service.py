@@ -10,7 +10,6 @@ import subprocess
 import sys
 import threading
 import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -265,9 +264,8 @@ def test_s3_down_then_back_loses_nothing_and_duplicates_nothing(
         time.sleep(0.3)
 
     def health() -> dict[str, Any]:
-        with urllib.request.urlopen(service.url + "/health") as answer:
-            streams: dict[str, dict[str, Any]] = json.loads(answer.read())["streams"]
-            return streams["resilient"]
+        streams: dict[str, dict[str, Any]] = json.loads(service.health_text())["streams"]
+        return streams["resilient"]
 
     wait_for(lambda: health()["last_error"], 30, "the stream to report S3 down")
     assert health()["undelivered_bytes"] == sum(map(len, sent))

@@ -8,7 +8,6 @@ import base64
 import json
 import re
 import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -17,7 +16,7 @@ import pytest
 
 from firehose.testing.servers import S3Server
 from firehose.testing.service_process import ServiceProcess
-from tests.e2e import acknowledged, json_lines, wait_for
+from tests.e2e import acknowledged, json_lines, wait_for, wait_for_counters
 from tests.hec_receiver import HecReceiver, RunningReceiver, hec_in_thread
 
 TOKEN = HecReceiver().token
@@ -74,8 +73,9 @@ def test_hec_down_past_the_retry_window_files_records_in_the_backup_bucket(
     hec.start()
     while_up = put(service, [b"up %d\n" % i for i in range(100)])
     wait_for(lambda: len(hec.receiver.raw_lines) == len(while_up))
-    with urllib.request.urlopen(f"{service.url}/health") as answer:
-        health = answer.read().decode()
+    health = wait_for_counters(
+        service, "logs", {"DeliveryToSplunk.Records": 100, "DeliveryToSplunk.FailedRecords": 100}
+    )
     described = service.client().describe_delivery_stream(DeliveryStreamName="logs")
     assert service.terminate() == 0
 

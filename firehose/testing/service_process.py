@@ -85,6 +85,14 @@ class ServiceProcess:
         """A client context trusting `ca_file`; None for plain HTTP."""
         return None if self.ca_file is None else ssl.create_default_context(cafile=self.ca_file)
 
+    def health_text(self) -> str:
+        """The body of /health: the streams' counters and states, as JSON."""
+        with urllib.request.urlopen(
+            f"{self.url}/health", timeout=5, context=self.tls_context()
+        ) as answer:
+            text: str = answer.read().decode()
+        return text
+
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")[-4000:]
 
