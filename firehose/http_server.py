@@ -368,7 +368,7 @@ class _Connection(RequestHandler):
     def _to_aiohttp(self, data: bytes) -> None:
         # The deadline runs from the first byte of a request head until the head is parsed;
         # keepalive_timeout covers a connection that sends nothing at all.
-        idle = not self._request_in_progress and not self._messages
+        idle = self._aiohttp_idle()
         heads = self._request_count
         super().data_received(data)
         if self._request_count > heads:

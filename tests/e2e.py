@@ -30,6 +30,12 @@ def wait_for(condition: Callable[[], bool], timeout: float = 60) -> None:
         time.sleep(0.1)
 
 
+def health(service: ServiceProcess) -> dict[str, Any]:
+    """/health, parsed: the streams' counters and states."""
+    found: dict[str, Any] = json.loads(service.health_text())
+    return found
+
+
 def wait_for_counters(service: ServiceProcess, stream: str, expected: dict[str, int]) -> str:
     """Wait until /health shows `expected` for `stream`; its text then. A counter moves when the
     service has the destination's answer, a moment after the destination has the data."""

@@ -20,7 +20,7 @@ import pytest
 from firehose.testing.servers import S3Server, free_port
 from firehose.testing.service_process import ServiceProcess, firehose_client, s3_stream
 from firehose.testing.tls import self_signed_certificate
-from tests.e2e import wait_for
+from tests.e2e import health, wait_for
 
 KEY_ID, SECRET = "AKIDE2EWRITER", "e2e-api-secret/9f3b7c"
 KEYS_FOR_SERVICE = f"""\
@@ -128,8 +128,7 @@ def test_unsigned_and_wrongly_signed_requests_to_a_real_service(
 
 
 def acknowledged_by(service: ServiceProcess, stream: str) -> int:
-    with urllib.request.urlopen(f"{service.url}/health", context=service.tls_context()) as answer:
-        return int(json.load(answer)["streams"][stream]["incoming_records"])
+    return int(health(service)["streams"][stream]["incoming_records"])
 
 
 def test_without_a_credentials_file_the_start_warns_loudly(
@@ -315,8 +314,7 @@ def test_no_secret_reaches_logs_descriptions_health_or_error_records(
         )
         for s in streams
     ]
-    with urllib.request.urlopen(f"{service.url}/health") as answer:
-        shown.append(answer.read().decode())
+    shown.append(service.health_text())
     assert service.terminate() == 0
     shown += [
         seaweedfs.get(bucket, key).decode(errors="replace") for key in seaweedfs.list_keys(bucket)

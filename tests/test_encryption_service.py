@@ -11,7 +11,6 @@ import json
 import threading
 import uuid
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -21,7 +20,7 @@ from firehose.master_keys import DEFAULT_KEY_FILE
 from firehose.testing.servers import S3Server, free_port
 from firehose.testing.service_process import ServiceProcess, s3_stream
 from firehose.wal import SEGMENT_SUFFIX
-from tests.e2e import acknowledged, kms_client, wait_for
+from tests.e2e import acknowledged, health, kms_client, wait_for
 from tests.factories import memory_stream
 
 MARK = b"confidential-payload"
@@ -37,11 +36,6 @@ def delivered_ids(server: S3Server, bucket: str, prefix: str = "") -> list[int]:
         for key in server.list_keys(bucket, prefix)
         for line in server.get(bucket, key).splitlines()
     ]
-
-
-def health(service: ServiceProcess) -> dict[str, Any]:
-    found: dict[str, Any] = json.loads(service.health_text())
-    return found
 
 
 def log_files(workdir: Path, stream: str) -> list[Path]:

@@ -2,22 +2,14 @@
 
 from __future__ import annotations
 
-import json
 import os
 import signal
-import urllib.request
 from pathlib import Path
-from typing import Any
 
 from firehose.testing.servers import start_moto, stop
 from firehose.testing.service_process import ServiceProcess, s3_stream
+from tests.e2e import health
 from tests.test_service import wait_for
-
-
-def health(service: ServiceProcess) -> dict[str, Any]:
-    with urllib.request.urlopen(service.url + "/health", timeout=5) as answer:
-        body: dict[str, Any] = json.loads(answer.read())
-        return body
 
 
 def test_a_frozen_store_shows_as_stalled_then_recovers(

@@ -19,6 +19,7 @@ import pytest
 from firehose.compression import CODECS
 from firehose.testing.servers import S3Server, free_port, start_moto, stop
 from firehose.testing.service_process import ServiceProcess, s3_stream
+from tests.e2e import health as e2e_health
 from tests.readers import READERS
 
 REPO = Path(__file__).resolve().parent.parent
@@ -264,8 +265,8 @@ def test_s3_down_then_back_loses_nothing_and_duplicates_nothing(
         time.sleep(0.3)
 
     def health() -> dict[str, Any]:
-        streams: dict[str, dict[str, Any]] = json.loads(service.health_text())["streams"]
-        return streams["resilient"]
+        stream: dict[str, Any] = e2e_health(service)["streams"]["resilient"]
+        return stream
 
     wait_for(lambda: health()["last_error"], 30, "the stream to report S3 down")
     assert health()["undelivered_bytes"] == sum(map(len, sent))
