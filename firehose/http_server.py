@@ -332,10 +332,7 @@ class _Connection(RequestHandler):
 
     def _head_late(self) -> None:
         self._held_deadline = None
-        log.debug(
-            "closing a connection: request headers incomplete after %gs", self._header_timeout
-        )
-        self.force_close()
+        self._close_for_slow_head()
 
     def _body_late(self) -> None:
         """A direct request's body slower than the body timeout: answered 408 and closed, as
@@ -380,10 +377,14 @@ class _Connection(RequestHandler):
     def _headers_late(self) -> None:
         self._header_deadline = None
         if self._request_count == self._heads_before_deadline and not self._request_in_progress:
-            log.debug(
-                "closing a connection: request headers incomplete after %gs", self._header_timeout
-            )
-            self.force_close()
+            self._close_for_slow_head()
+
+    def _close_for_slow_head(self) -> None:
+        """A request head not whole within the header timeout, on either path: closed."""
+        log.debug(
+            "closing a connection: request headers incomplete after %gs", self._header_timeout
+        )
+        self.force_close()
 
     def _cancel_header_deadline(self) -> None:
         if self._header_deadline is not None:
