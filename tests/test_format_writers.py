@@ -21,6 +21,8 @@ import pytest
 
 from firehose.config import DeliveryStreamConfig
 from firehose.format_config import DataFormatConversionConfiguration
+from firehose.formats import convert as convert_module
+from firehose.formats import parquet as parquet_module
 from firehose.formats.convert import RecordConverter
 from firehose.formats.loading import SchemaUnavailable, load_columns
 from firehose.formats.schema import avro_file_columns, parse_columns
@@ -98,6 +100,31 @@ def test_parquet_read_by_duckdb_and_pyarrow(tmp_path: Path, compression: str, ve
     assert result[0][5] == {"k": 1}
     assert result[0][6] == {"country": "DE", "lat": 52.5}
     assert result[0][7] == date(2024, 1, 2)
+
+
+def test_parquet_row_groups_gather_slices(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A batch read in many slices lands in a few row groups of up to ROW_GROUP_HELD_BYTES of
+    Arrow data, every record once and in order, whichever slice and row group it went through
+    (a table that still pointed into the buffer its slice was read from would show here)."""
+    monkeypatch.setattr(convert_module, "SLICE_BYTES", 4096)
+    monkeypatch.setattr(parquet_module, "ROW_GROUP_HELD_BYTES", 64 * 1024)
+    documents = [{"id": n, "name": f"row {n} " + "x" * (n % 50)} for n in range(3000)]
+    segments = []
+    for start in range(0, len(documents), 100):  # one segment for each frame of 100 records
+        records = [orjson.dumps(document) + b"\n" for document in documents[start : start + 100]]
+        segments.append((b"".join(records), [len(record) for record in records]))
+    slices = len(list(convert_module._slices(segments, 4096)))
+    converter = RecordConverter(conversion({"ParquetSerDe": {}}), parse_columns(COLUMNS[:2]))
+    converted = converter.convert(segments)
+    assert converted.body is not None and not converted.failures
+    path = tmp_path / "o.parquet"
+    path.write_bytes(bytes(converted.body))
+    row_groups = pq.ParquetFile(path).metadata.num_row_groups
+    assert 1 < row_groups < slices / 4
+    assert pq.read_table(path).to_pylist() == documents
+    relation = duckdb.sql(f"SELECT id FROM read_parquet('{path}')")
+    assert relation is not None
+    assert [row[0] for row in relation.fetchall()] == list(range(3000))
 
 
 @pytest.mark.parametrize("compression", ["SNAPPY", "ZLIB", "NONE", "ZSTD"])

@@ -1,9 +1,10 @@
 """The one interface the S3 destination calls: a batch's records in, an object body and the
 records that failed out.
 
-A batch is converted a slice at a time (`SLICE_BYTES` of JSON): each slice's Arrow table is
-written out (one Parquet row group, ORC stripes, Avro blocks) before the next is read, so a
-128 MiB buffer never needs its whole table in memory beside its bytes.
+A batch is converted a slice at a time (`SLICE_BYTES` of JSON): each slice's Arrow table goes
+to the writer (ORC stripes and Avro blocks at once; Parquet gathers up to 32 MiB of tables into
+a row group) before the next is read, so a 128 MiB buffer never needs its whole table in memory
+beside its bytes.
 """
 
 from __future__ import annotations
