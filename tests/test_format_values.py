@@ -13,7 +13,7 @@ import pytest
 
 from firehose.formats.hive_types import HiveTypeError, parse_hive_type
 from firehose.formats.joda import compile_format
-from firehose.formats.json_arrow import MALFORMED_DATA, PARSE_ERROR, JsonToArrow
+from firehose.formats.json_arrow import MALFORMED_DATA, PARSE_ERROR, JsonToArrow, Scratch
 from firehose.formats.values import JsonRules
 
 OPENX = JsonRules()
@@ -215,6 +215,46 @@ def test_whole_objects_are_read_by_arrow_alone(
     table, failures = reader.read([(b"".join(records), [len(r) for r in records])])
     assert failures == []
     assert table.column("a").to_pylist() == list(range(1000))
+
+
+def test_a_table_outlives_the_scratch_its_slice_was_joined_in(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Slices are joined into one reused buffer, and Parquet holds a slice's table while the
+    next is read: every type Arrow's reader reads must be copied out of that buffer."""
+    kinds = [
+        ("s", "string"), ("v", "varchar(8)"), ("i", "bigint"), ("f", "double"), ("b", "boolean"),
+        ("t", "timestamp"), ("d", "decimal(10,2)"), ("day", "date"), ("a", "array<string>"),
+        ("st", "struct<k:string,n:int>"), ("bin", "binary"),
+    ]  # fmt: skip
+    reader = JsonToArrow([(name, parse_hive_type(kind)) for name, kind in kinds], OPENX)
+
+    def refuse(*args: Any) -> pa.Table:
+        raise AssertionError("a record was read the slow way")
+
+    monkeypatch.setattr(reader, "_per_record", refuse)
+
+    def documents(tag: str) -> list[dict[str, Any]]:
+        return [
+            {"s": f"{tag}é{n}", "v": f"{tag}{n}", "i": n, "f": n / 3, "b": n % 2 == 0,
+             "t": f"2024-01-02 03:04:{n % 60:02d}", "d": n / 4, "day": "2024-01-02",
+             "a": [tag, str(n)], "st": {"k": tag * 3, "n": n}, "bin": "aGVsbG8="}
+            for n in range(500)
+        ]  # fmt: skip
+
+    def segments(tag: str) -> list[tuple[bytes, list[int]]]:
+        # Two segments, so that the slice is joined into the scratch buffer, not read in place.
+        docs = documents(tag)
+        return lines(*docs[:250]) + lines(*docs[250:])
+
+    scratch = Scratch()
+    first, failures = reader.read(segments("a"), 0, scratch)
+    assert failures == []
+    expected = first.to_pylist()
+    second, _ = reader.read(segments("z"), 0, scratch)  # the same bytes, other values
+    assert first.to_pylist() == expected
+    assert second.to_pylist() != expected
+    assert [row["s"] for row in expected] == [f"aé{n}" for n in range(500)]
 
 
 def test_timestamps_of_each_form_take_arrow_alone_batch_after_batch(

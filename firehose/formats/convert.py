@@ -18,7 +18,7 @@ import pyarrow as pa
 from firehose.format_config import DataFormatConversionConfiguration
 from firehose.formats.avro import AvroWriter
 from firehose.formats.joda import compile_format
-from firehose.formats.json_arrow import JsonToArrow, RecordFailure, Segment
+from firehose.formats.json_arrow import JsonToArrow, RecordFailure, Scratch, Segment
 from firehose.formats.orc import OrcWriter
 from firehose.formats.parquet import ParquetWriter
 from firehose.formats.schema import Columns
@@ -84,8 +84,9 @@ class RecordConverter:
         failures: list[RecordFailure] = []
         rows = 0
         first = 0
+        scratch = Scratch()
         for piece in _slices(segments, SLICE_BYTES):
-            table, failed = self.reader.read(piece, first)
+            table, failed = self.reader.read(piece, first, scratch)
             first += sum(len(lengths) for _, lengths in piece)
             failures += failed
             if table.num_rows:

@@ -9,9 +9,10 @@ small, and only those go record by record through `values`, which names the reco
 
 from __future__ import annotations
 
+from array import array
 from collections.abc import Sequence
 from dataclasses import dataclass
-from itertools import accumulate, chain, pairwise
+from itertools import accumulate, pairwise
 
 import orjson
 import pyarrow as pa
@@ -191,12 +192,12 @@ class JsonToArrow:
         eligible = _FastReader.eligible(columns, rules)
         self.fast = _FastReader(columns, rules) if eligible else None
 
-    def read(self, segments: Sequence[Segment], first_index: int = 0) -> tuple[
-        pa.Table, list[RecordFailure]
-    ]:  # fmt: skip
+    def read(
+        self, segments: Sequence[Segment], first_index: int = 0, scratch: Scratch | None = None
+    ) -> tuple[pa.Table, list[RecordFailure]]:
         """The rows of every record that converts, in order, and the failures (indexes from
         `first_index`)."""
-        lines = _as_lines(segments)
+        lines = _as_lines(segments, scratch)
         if self.fast is not None and lines is not None:
             try:
                 return self.fast.read(*lines), []
@@ -287,7 +288,9 @@ def _bounds(lengths: Sequence[int]) -> list[tuple[int, int]]:
     return list(pairwise(ends))
 
 
-def _as_lines(segments: Sequence[Segment]) -> tuple[pa.Buffer, int, int] | None:
+def _as_lines(
+    segments: Sequence[Segment], scratch: Scratch | None = None
+) -> tuple[pa.Buffer, int, int] | None:
     """The records as lines for Arrow's reader, their count and the longest; None when the
     reader's rows could not be vouched to be the records one for one.
 
@@ -299,12 +302,21 @@ def _as_lines(segments: Sequence[Segment]) -> tuple[pa.Buffer, int, int] | None:
     The checks read two or three bytes of each record with Arrow's kernels, no Python per
     record and no scan of every byte.
     """
-    lengths = list(chain.from_iterable(lengths for _, lengths in segments))
-    if not lengths or min(lengths) < 2:  # the shortest record that passes is `{}`
+    lengths = array("I")
+    for _, some in segments:
+        lengths.extend(some)
+    if not lengths:
         return None
-    joined = _joined(segments)
+    # The lengths as an Arrow array without a copy: min, max and sums in Arrow's kernels, not
+    # in Python over a list of ints.
+    sizes = pa.Array.from_buffers(pa.uint32(), len(lengths), [None, pa.py_buffer(lengths)])
+    extremes = pc.min_max(sizes)
+    if extremes["min"].as_py() < 2:  # the shortest record that passes is `{}`
+        return None
+    longest = extremes["max"].as_py()
+    joined = _joined(segments, scratch)
     octets = pa.Array.from_buffers(pa.uint8(), joined.size, [None, joined])
-    sizes = pa.array(lengths, pa.int64())
+    sizes = sizes.cast(pa.int64())
     ends = pc.cumulative_sum(sizes)
 
     def every(offsets: pa.Array, octet: int) -> bool:
@@ -320,16 +332,34 @@ def _as_lines(segments: Sequence[Segment]) -> tuple[pa.Buffer, int, int] | None:
         joined = _with_newlines(joined, ends)
     else:
         return None
-    return joined, len(lengths), max(lengths)
+    return joined, len(lengths), longest
 
 
-def _joined(segments: Sequence[Segment]) -> pa.Buffer:
+class Scratch:
+    """One buffer that the slices of a batch are joined into in turn. A new buffer for each
+    slice would come from pages the allocator handed back after the last slice, which the
+    kernel zeroes again on first touch. The reader's tables copy what they keep, so a slice's
+    table outlives the buffer's next use."""
+
+    def __init__(self) -> None:
+        self._buffer: pa.Buffer | None = None
+
+    def take(self, size: int) -> pa.Buffer:
+        """A buffer of at least `size` bytes, overwriting what the last one held."""
+        if self._buffer is None or self._buffer.size < size:
+            self._buffer = pa.allocate_buffer(size)
+        return self._buffer
+
+
+def _joined(segments: Sequence[Segment], scratch: Scratch | None = None) -> pa.Buffer:
     """The segments back to back in a buffer of Arrow's pool, which the reader reads in place;
     measured a little cheaper than joining them into bytes (about 0.2 µs a record)."""
     if len(segments) == 1:
         return pa.py_buffer(segments[0][0])  # no copy
-    joined = pa.allocate_buffer(sum(len(data) for data, _ in segments))
-    into = memoryview(joined).cast("B")
+    size = sum(len(data) for data, _ in segments)
+    whole = scratch.take(size) if scratch is not None else pa.allocate_buffer(size)
+    joined = whole.slice(0, size)
+    into = memoryview(whole).cast("B")
     offset = 0
     for data, _ in segments:
         into[offset : offset + len(data)] = data
