@@ -190,3 +190,68 @@ async def test_records_keep_their_partition_past_a_processor_that_drops_some() -
         for partition, run in output.routed
     }
     assert routed == {"0": [0, 6], "1": [4], "2": [2, 8]}
+
+
+def fields_of(routed: list[tuple[PartitionKey, RecordRun]]) -> list[tuple[object, ...]]:
+    return [
+        (partition, run.first_seq, run.arrival_ms, run.lengths, bytes(run.data), run.seqs,
+         run.sub_seqs, run.arrivals)
+        for partition, run in routed
+    ]  # fmt: skip
+
+
+@pytest.mark.parametrize("query", ["{c: .c}", "{c: .c, d: .d.e}"])
+async def test_a_read_on_the_fast_path_routes_as_the_general_path_does(
+    query: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """MetadataExtraction on its fast path, then routing by query keys, goes a read at a time
+    without a record object each; the runs are those the general path (jq) gives: partitions
+    in order of first appearance, seqs, sub-seqs and arrival times kept."""
+    prefix = "c=!{partitionKeyFromQuery:c}/" + (
+        "d=!{partitionKeyFromQuery:d}/" if "d" in query else ""
+    )
+    router = PartitionRouter(prefix)
+    data = [
+        b'{"c":"x","d":{"e":"1"}}', b'{"c":"\xc3\xa9t\xc3\xa9","d":{"e":"2"}}',
+        b'{"c":1.5,"d":{"e":true}}', b'{"c":"x","d":{"e":"1"},"n":[1,2]}',
+        b'{"c":false,"d":{"e":"2"}}', b'{"d":{"e":"1"},"c":"y"}',
+    ]  # fmt: skip
+    runs = [
+        RecordRun(10, 500, [len(d) for d in data[:3]], memoryview(b"".join(data[:3]))),
+        RecordRun(13, 400, [len(d) for d in data[3:]], memoryview(b"".join(data[3:])),
+                  seqs=[13, 13, 20], sub_seqs=[0, 1, 0], arrivals=[400, 400, 900]),
+    ]  # fmt: skip
+    general = await ProcessingStage(
+        [MetadataExtraction(query, fast_path=False)], PartitionRouter(prefix)
+    ).process(runs)
+    assert general.failed == []
+    stage = ProcessingStage([MetadataExtraction(query)], router)
+
+    def general_path(*args: object) -> None:
+        raise AssertionError("the read took the general path")
+
+    monkeypatch.setattr("transforms.stage.partitioned_runs", general_path)
+    fast = await stage.process(runs)
+    assert fields_of(fast.routed) == fields_of(general.routed)
+    assert fast.failed == []
+    assert len(fast.routed) == 5
+
+
+async def test_a_read_with_a_record_the_fast_path_cannot_route_takes_the_general_path() -> None:
+    """A record without a usable key, or one only jq can answer, sends its whole read the
+    general way: the same runs as with jq alone, and its error record."""
+    prefix = "c=!{partitionKeyFromQuery:c}/"
+    for bad in (b'{"n":1}', b'{"c":"a/b"}', b'{"c":null}', b'{"c":{"x":1}}', b"not json"):
+        data = [b'{"c":"x"}', b'{"c":"y"}', bad, b'{"c":"x"}']
+        runs = [RecordRun(1, 5, [len(d) for d in data], memoryview(b"".join(data)))]
+        fast = await ProcessingStage(
+            [MetadataExtraction("{c: .c}")], PartitionRouter(prefix)
+        ).process(runs)
+        general = await ProcessingStage(
+            [MetadataExtraction("{c: .c}", fast_path=False)], PartitionRouter(prefix)
+        ).process(runs)
+        assert fields_of(fast.routed) == fields_of(general.routed)
+        assert [(f.record.seq, f.error_code, f.error_message) for f in fast.failed] == [
+            (f.record.seq, f.error_code, f.error_message) for f in general.failed
+        ]
+        assert [f.record.seq for f in fast.failed] == [3]

@@ -9,6 +9,7 @@ share a buffer. The S3 destination evaluates the prefix of each batch with its p
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 
 from firehose.batch import PartitionKey
 from firehose.buffer import PARTITIONING_FAILED
@@ -41,6 +42,14 @@ def value_problem(value: str) -> str | None:
     return None
 
 
+@dataclass(frozen=True, slots=True)
+class Problem:
+    """Why values name no partition, as the error record gives it."""
+
+    error_code: str
+    message: str
+
+
 class PartitionRouter:
     """Names the partition of each record from the keys `Prefix` uses."""
 
@@ -56,7 +65,16 @@ class PartitionRouter:
         # Each use of a key in the prefix adds its value's length to the evaluated prefix.
         self._counts = [_count_uses(prefix, namespace, key) for _, namespace, key in self._uses]
         self._room = MAX_EVALUATED_PREFIX - fixed_prefix_width(prefix)
-        self._known: dict[tuple[str | None, ...], PartitionKey] = {}
+        self._known: dict[tuple[str | None, ...], tuple[tuple[str, str], ...]] = {}
+        # With one query key in the prefix, the same cache keyed by the value alone: no tuple
+        # to build for each record on the fast path.
+        self._one = self._uses[0][2] if len(self._uses) == 1 and self._uses[0][0] else None
+        self._known_one: dict[str, tuple[tuple[str, str], ...]] = {}
+
+    @property
+    def query_keys_only(self) -> bool:
+        """Whether every key the prefix uses is a `partitionKeyFromQuery` key."""
+        return all(query for query, _, _ in self._uses)
 
     def partition(self, record: ProcessingRecord) -> PartitionKey | FailedRecord:
         """The record's partition, or the error record saying why it has none."""
@@ -70,36 +88,56 @@ class PartitionRouter:
                 _lookup(record.query_keys if query else record.lambda_keys, name)
                 for query, _, name in self._uses
             )
+        partition = self._of_values(values)
+        if isinstance(partition, Problem):
+            return failure(record, OUTPUT_TYPE, partition.error_code, partition.message)
+        return partition
+
+    def of_query_keys(self, keys: Mapping[str, str]) -> tuple[tuple[str, str], ...] | None:
+        """The partition of a record with these query keys (the prefix uses no others), or None
+        when it has none (`partition` then says why)."""
+        if self._one is None:
+            partition = self._of_values(tuple(_lookup(keys, name) for _, _, name in self._uses))
+            return None if isinstance(partition, Problem) else partition
+        value = _lookup(keys, self._one)
+        if value is None:
+            return None
+        known = self._known_one.get(value)
+        if known is not None:
+            return known
+        partition = self._of_values((value,))
+        if isinstance(partition, Problem):
+            return None
+        if len(self._known_one) < self.CACHE_SIZE:
+            self._known_one[value] = partition
+        return partition
+
+    def _of_values(self, values: tuple[str | None, ...]) -> tuple[tuple[str, str], ...] | Problem:
+        """The partition these values name (cached once checked), or why there is none."""
         known = self._known.get(values)
         if known is not None:
             return known
-        partition = self._check(record, values)
-        if not isinstance(partition, FailedRecord) and len(self._known) < self.CACHE_SIZE:
-            self._known[values] = partition
-        return partition
+        checked = self._check(values)
+        if not isinstance(checked, Problem) and len(self._known) < self.CACHE_SIZE:
+            self._known[values] = checked
+        return checked
 
-    def _check(
-        self, record: ProcessingRecord, values: tuple[str | None, ...]
-    ) -> PartitionKey | FailedRecord:
+    def _check(self, values: tuple[str | None, ...]) -> tuple[tuple[str, str], ...] | Problem:
         pairs: list[tuple[str, str]] = []
         length = 0
         for (_, namespace, key), value, count in zip(self._uses, values, self._counts, strict=True):
             if value is None:
-                return failure(
-                    record,
-                    OUTPUT_TYPE,
+                return Problem(
                     MISSING_KEY,
                     f"no value for !{{{namespace}:{key}}} among the record's partition keys",
                 )
             problem = value_problem(value)
             if problem is not None:
-                return failure(record, OUTPUT_TYPE, INVALID_VALUE, problem)
+                return Problem(INVALID_VALUE, problem)
             length += len(value) * count
             pairs.append((partition_name(namespace, key), value))
         if length > self._room:
-            return failure(
-                record,
-                OUTPUT_TYPE,
+            return Problem(
                 INVALID_VALUE,
                 f"the partition values make the prefix longer than {MAX_EVALUATED_PREFIX} "
                 "characters",

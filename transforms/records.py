@@ -109,15 +109,26 @@ _SUB_SEQ, _ARRIVAL = attrgetter("sub_seq"), attrgetter("arrival_ms")
 
 def _run_of(records: list[ProcessingRecord]) -> RecordRun:
     """Records as one run; their arrival times only when they differ."""
-    datas = list(map(_DATA, records))
-    arrivals = list(map(_ARRIVAL, records))
+    return run_of_parts(
+        list(map(_DATA, records)),
+        list(map(_SEQ, records)),
+        list(map(_SUB_SEQ, records)),
+        list(map(_ARRIVAL, records)),
+    )
+
+
+def run_of_parts(
+    datas: Sequence[bytes | memoryview], seqs: list[int], sub_seqs: list[int], arrivals: list[int]
+) -> RecordRun:
+    """A partition's records, given as their parts, as one run (one joined buffer); their
+    arrival times only when they differ."""
     oldest = min(arrivals)
     return RecordRun(
-        records[0].seq,
+        seqs[0],
         oldest,
         list(map(len, datas)),
         memoryview(b"".join(datas)),
-        list(map(_SEQ, records)),
-        list(map(_SUB_SEQ, records)),
+        seqs,
+        sub_seqs,
         None if arrivals.count(oldest) == len(arrivals) else arrivals,
     )

@@ -12,9 +12,12 @@ from firehose.config import DeliveryStreamConfig, ExtendedS3Destination
 from firehose.destination import FailedRecord
 from firehose.processing_config import ProcessingConfiguration
 from firehose.stage import StageOutput
+from transforms.field_pick import FieldPicker
 from transforms.lambda_handler import check_handler
 from transforms.lambda_transform import LambdaProcessor
+from transforms.metadata_extraction import MetadataExtraction
 from transforms.partitioning import PartitionRouter
+from transforms.picked_routing import route_picked
 from transforms.processor import ProcessingContext, ProcessingRecord, Processor
 from transforms.records import partitioned_runs, records_to_runs
 from transforms.registry import KINESIS_SOURCE_STEPS, ORDER, PROCESSORS
@@ -44,6 +47,11 @@ class ProcessingStage:
         self.source_steps = list(source_steps)
 
     async def process(self, runs: list[RecordRun]) -> StageOutput:
+        picked = self._picked_routing()
+        if picked is not None:
+            picked_runs = await route_picked(runs, *picked, YIELD_EVERY)
+            if picked_runs is not None:
+                return StageOutput(routed=picked_runs)
         runs_taker = self._runs_taker()
         if runs_taker is not None:
             # Only a transform in workers, no partitioning: the runs go through as slices,
@@ -79,6 +87,16 @@ class ProcessingStage:
             records, partitions = self._partition(records, output.failed)
         output.routed = partitioned_runs(records, partitions)
         return output
+
+    def _picked_routing(self) -> tuple[FieldPicker, PartitionRouter] | None:
+        """The picker and router when the stage is MetadataExtraction on its fast path, then
+        partitioning by query keys alone: a read may then go through `route_picked`."""
+        if self.router is None or self.source_steps or len(self.processors) != 1:
+            return None
+        processor = self.processors[0]
+        if not isinstance(processor, MetadataExtraction) or processor.picker is None:
+            return None
+        return (processor.picker, self.router) if self.router.query_keys_only else None
 
     def _runs_taker(self) -> LambdaProcessor | None:
         if self.router is not None or self.source_steps or len(self.processors) != 1:
