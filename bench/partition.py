@@ -36,6 +36,7 @@ from bench.ingest import ServiceFigures, run_service
 from firehose.batch import RecordRun
 from firehose.config import DeliveryStreamConfig
 from firehose.testing.servers import start_seaweedfs, stop
+from firehose.testing.service_process import s3_stream
 from transforms.metadata_extraction import MetadataExtraction
 from transforms.processor import ProcessingContext
 from transforms.stage import build_router, build_stage
@@ -85,14 +86,12 @@ def stage_rate(records: list[bytes], seconds: float, query: str) -> float:
     """Records/s of the partitioning stage on this core: MetadataExtraction, the router and the
     partitioned runs, on reads of 32 log frames of 500 records."""
     config = DeliveryStreamConfig.model_validate(
-        {
-            "DeliveryStreamName": STREAM,
-            "ExtendedS3DestinationConfiguration": {
-                "BucketARN": "arn:aws:s3:::bench",
-                "BufferingHints": {"SizeInMBs": 64, "IntervalInSeconds": 60},
-                **destination(query),
-            },
-        }
+        s3_stream(
+            STREAM,
+            "bench",
+            BufferingHints={"SizeInMBs": 64, "IntervalInSeconds": 60},
+            **destination(query),
+        )
     )
     context = ProcessingContext(STREAM, f"arn:aws:firehose:us-east-1:0:deliverystream/{STREAM}",
                                 "us-east-1")  # fmt: skip

@@ -65,11 +65,10 @@ class PartitionRouter:
         # Each use of a key in the prefix adds its value's length to the evaluated prefix.
         self._counts = [_count_uses(prefix, namespace, key) for _, namespace, key in self._uses]
         self._room = MAX_EVALUATED_PREFIX - fixed_prefix_width(prefix)
-        self._known: dict[tuple[str | None, ...], tuple[tuple[str, str], ...]] = {}
-        # With one query key in the prefix, the same cache keyed by the value alone: no tuple
-        # to build for each record on the fast path.
+        # Keyed by the value alone when the prefix uses one key (no tuple to build for each
+        # record on the fast path), else by the tuple of values.
+        self._known: dict[str | tuple[str | None, ...], tuple[tuple[str, str], ...]] = {}
         self._one = self._uses[0][2] if len(self._uses) == 1 and self._uses[0][0] else None
-        self._known_one: dict[str, tuple[tuple[str, str], ...]] = {}
 
     @property
     def query_keys_only(self) -> bool:
@@ -102,24 +101,21 @@ class PartitionRouter:
         value = _lookup(keys, self._one)
         if value is None:
             return None
-        known = self._known_one.get(value)
+        known = self._known.get(value)
         if known is not None:
             return known
         partition = self._of_values((value,))
-        if isinstance(partition, Problem):
-            return None
-        if len(self._known_one) < self.CACHE_SIZE:
-            self._known_one[value] = partition
-        return partition
+        return None if isinstance(partition, Problem) else partition
 
     def _of_values(self, values: tuple[str | None, ...]) -> tuple[tuple[str, str], ...] | Problem:
         """The partition these values name (cached once checked), or why there is none."""
-        known = self._known.get(values)
+        cache_key = values[0] if len(values) == 1 and values[0] is not None else values
+        known = self._known.get(cache_key)
         if known is not None:
             return known
         checked = self._check(values)
         if not isinstance(checked, Problem) and len(self._known) < self.CACHE_SIZE:
-            self._known[values] = checked
+            self._known[cache_key] = checked
         return checked
 
     def _check(self, values: tuple[str | None, ...]) -> tuple[tuple[str, str], ...] | Problem:
